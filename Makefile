@@ -1,0 +1,22 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: venv demo test lint bench clean
+
+venv:
+	@bash scripts/setup_venv.sh
+
+demo: venv
+	$(PY) -m segzero_ros.cli demo --out demo_out
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .hypothesis
