@@ -1,0 +1,225 @@
+"""The ``segzero`` command: demo, infer, segment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+LOG = logging.getLogger("segzero")
+
+TINY_NOTE = (
+    "NOTE: this ran the tiny offline models. The tiny reasoner is fitted to always give the same answer and "
+    "the tiny SAM2 has random weights, so boxes and masks carry no meaning: this checks the plumbing, not "
+    "the models. For real results: segzero infer --image IMG --goal TEXT (downloads Ricky06662/Seg-Zero-7B and "
+    "facebook/sam2-hiera-large, ~17 GB, a GPU with >= 24 GB recommended), or --reasoner/--sam2 with local paths."
+)
+
+
+def _read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise SystemExit(f"segzero: cannot read image {path!r}: {exc}") from None
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+    LOG.info("wrote %s", path)
+
+
+def _segmenter_config(args: argparse.Namespace):
+    from segzero_ros.segmenter import SegmenterConfig
+    from segzero_ros.tiny import tiny_segmenter_config
+
+    if args.tiny:
+        return tiny_segmenter_config(device=args.device)
+    return SegmenterConfig(
+        model=args.sam2, config=args.sam2_config, device=args.device, local_files_only=args.local_files_only
+    )
+
+
+def _reasoner(args: argparse.Namespace):
+    from segzero_ros.reasoner import Reasoner, ReasonerConfig
+    from segzero_ros.tiny import tiny_reasoner_path
+
+    model = str(tiny_reasoner_path()) if args.tiny else args.reasoner
+    LOG.info("loading reasoner %s (a 7B model takes a few minutes and ~16 GB)", model)
+    config = ReasonerConfig(
+        model=model,
+        protocol="multi" if args.multi else "segzero",
+        strict=args.strict,
+        device=args.device,
+        max_new_tokens=args.max_new_tokens,
+        local_files_only=args.local_files_only or args.tiny,
+    )
+    return Reasoner(config)
+
+
+def _save_result(result, rgb: np.ndarray, out: Path | None, as_json: bool) -> int:
+    from segzero_ros.overlay import draw_overlay
+
+    summary = result.to_dict()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_png(out / "overlay.png", draw_overlay(rgb, result.targets, result.masks))
+        if result.ok:
+            _write_png(out / "mask.png", result.union().astype(np.uint8) * 255)
+            for k, mask in enumerate(result.masks, start=1):
+                _write_png(out / f"mask_{k}.png", mask.astype(np.uint8) * 255)
+        (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+        LOG.info("wrote %s", out / "result.json")
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(json.dumps(summary, indent=2))
+    return 0 if result.ok else 1
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from segzero_ros.pipeline import Pipeline
+    from segzero_ros.segmenter import make_segmenter
+
+    rgb = _read_image(args.image)
+    pipeline = Pipeline(_reasoner(args), make_segmenter(_segmenter_config(args)))
+    result = pipeline.run(rgb, args.goal, multi=args.multi or None)
+    code = _save_result(result, rgb, Path(args.out) if args.out else None, args.json)
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
+    return code
+
+
+def _parse_xy(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y, got {text!r}") from None
+    return x, y
+
+
+def _parse_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2, got {text!r}") from None
+    if x2 <= x1 or y2 <= y1:
+        raise argparse.ArgumentTypeError(f"box needs x1 < x2 and y1 < y2, got {text!r}")
+    return x1, y1, x2, y2
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from segzero_ros.overlay import draw_overlay
+    from segzero_ros.protocol import Target
+    from segzero_ros.segmenter import make_segmenter
+
+    rgb = _read_image(args.image)
+    target = Target(bbox=args.box, points=list(args.points or []))
+    segmenter = make_segmenter(_segmenter_config(args))
+    segments = segmenter.segment(rgb, [target])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_png(out / "mask.png", segments[0].mask.astype(np.uint8) * 255)
+    _write_png(out / "overlay.png", draw_overlay(rgb, [target], [segments[0].mask]))
+    print(
+        json.dumps(
+            {
+                "bbox": list(target.bbox),
+                "points": [list(p) for p in target.points],
+                "area": int(segments[0].mask.sum()),
+                "score": round(segments[0].score, 4),
+            }
+        )
+    )
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from segzero_ros.pipeline import Pipeline
+    from segzero_ros.scenes import demo_scene
+    from segzero_ros.segmenter import make_segmenter
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rgb, _ = demo_scene(1280, 720)
+    _write_png(out / "scene.png", rgb)
+    if args.tiny:
+        LOG.info("building or loading the tiny offline models (first run: about a minute)")
+    pipeline = Pipeline(_reasoner(args), make_segmenter(_segmenter_config(args)))
+    result = pipeline.run(rgb, args.goal)
+    code = _save_result(result, rgb, out, args.json)
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
+    return code
+
+
+def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
+    from segzero_ros.reasoner import SEGZERO_7B
+    from segzero_ros.segmenter.base import SAM2_LARGE
+
+    g = p.add_argument_group("models")
+    if tiny_default:
+        g.add_argument("--real", dest="tiny", action="store_false", help="use the real models instead of tiny ones")
+    g.add_argument("--tiny", action="store_true", default=tiny_default, help="use the tiny offline models")
+    g.add_argument("--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id or local folder")
+    g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id or local checkpoint")
+    g.add_argument("--sam2-config", default=None, help="sam2 config for a local checkpoint with an unusual name")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    g.add_argument("--multi", action="store_true", help="multi-object protocol (VisionReasoner answers)")
+    g.add_argument("--strict", action="store_true", help="parse answers exactly as the reference code")
+    g.add_argument("--max-new-tokens", type=int, default=1024)
+    g.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the whole pipeline offline on a generated scene")
+    p.add_argument("--out", default="demo_out", help="folder for scene.png, overlay.png, mask*.png, result.json")
+    p.add_argument("--goal", default="the red cup")
+    p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
+    _add_model_args(p, tiny_default=True)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("infer", help="segment what a goal asks for in an image")
+    p.add_argument("--image", required=True)
+    p.add_argument("--goal", required=True)
+    p.add_argument("--out", default=None, help="folder for overlay.png, mask*.png, result.json")
+    p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("segment", help="run SAM2 alone on a box (+ points) prompt")
+    p.add_argument("--image", required=True)
+    p.add_argument("--box", required=True, type=_parse_box, help="x1,y1,x2,y2 in image pixels")
+    p.add_argument("--points", nargs="*", type=_parse_xy, help="positive clicks x,y ...")
+    p.add_argument("--out", default="segment_out")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_segment)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="[%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

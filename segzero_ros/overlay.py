@@ -1,0 +1,41 @@
+"""Draw masks, boxes and points over an RGB image (for RViz and the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from segzero_ros.protocol import Target
+
+# Distinct colours (RGB) for targets 1, 2, 3, ...
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64),
+    (64, 200, 255),
+    (80, 255, 80),
+    (255, 200, 40),
+    (200, 80, 255),
+    (255, 128, 200),
+    (40, 255, 220),
+)
+
+
+def draw_overlay(
+    rgb: np.ndarray, targets: Sequence[Target], masks: Sequence[np.ndarray], alpha: float = 0.45
+) -> np.ndarray:
+    """A copy of ``rgb`` with each target's mask tinted, its box outlined and its points marked."""
+    out = rgb.copy()
+    thickness = max(1, round(min(rgb.shape[:2]) / 300))
+    for k, mask in enumerate(masks):
+        colour = np.array(PALETTE[k % len(PALETTE)], dtype=np.float32)
+        region = out[mask]
+        out[mask] = (region * (1 - alpha) + colour * alpha).astype(np.uint8)
+    for k, target in enumerate(targets):
+        colour = PALETTE[k % len(PALETTE)]
+        x1, y1, x2, y2 = (round(v) for v in target.bbox)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        for x, y in target.points:
+            cv2.circle(out, (round(x), round(y)), 3 * thickness + 1, (255, 255, 255), -1)
+            cv2.circle(out, (round(x), round(y)), 2 * thickness + 1, colour, -1)
+    return out

@@ -1,0 +1,138 @@
+"""The node's parameters, defined once (ROS-free): name, default, description, range, choices, read-only.
+
+``node.py`` declares each with a ``ParameterDescriptor``; ``config/segzero.yaml`` lists every one with its
+default (a test keeps the two in step); ``validate`` is the check the node runs before accepting a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from segzero_ros.reasoner import SEGZERO_7B
+from segzero_ros.segmenter.base import BACKENDS, SAM2_LARGE
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "autostart", True, "configure and activate at start-up (false: wait for lifecycle transitions)", read_only=True
+    ),
+    Param(
+        "preset",
+        "",
+        "'' for the models named below; 'tiny' for the offline tiny models (tests, demo)",
+        choices=("", "tiny"),
+        read_only=True,
+    ),
+    Param(
+        "compressed_input",
+        False,
+        "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image",
+        read_only=True,
+    ),
+    Param("max_image_size", 8192, "largest accepted image width or height, pixels", low=16, high=16384, step=1),
+    Param("image_timeout_s", 5.0, "how long a goal waits for a first image before it fails", low=0.0, high=600.0),
+    Param(
+        "max_pending_goals",
+        4,
+        "goals queued while busy; beyond this the oldest is answered 'superseded'",
+        low=1,
+        high=100,
+        step=1,
+    ),
+    Param("max_goal_chars", 2000, "longest accepted goal text, characters", low=1, high=100000, step=1),
+    Param("publish_overlay", True, "publish the overlay image (drawn only while someone subscribes)"),
+    Param("outputs_best_effort", False, "mask/labels/overlay with best-effort QoS instead of reliable", read_only=True),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics messages, seconds", low=0.1, high=60.0, read_only=True),
+    Param("reasoner.model", SEGZERO_7B, "Qwen2.5-VL checkpoint: Hugging Face id or local folder", read_only=True),
+    Param(
+        "reasoner.protocol",
+        "segzero",
+        "answer protocol of the model: segzero (one object) or multi",
+        choices=("segzero", "multi"),
+    ),
+    Param("reasoner.strict", False, "parse answers exactly as the reference code (no repairs)"),
+    Param(
+        "reasoner.image_size",
+        840,
+        "side of the square image the reasoner sees (reference: 840)",
+        low=28,
+        high=4088,
+        step=28,
+        read_only=True,
+    ),
+    Param("reasoner.max_new_tokens", 1024, "longest answer generated, tokens", low=1, high=32768, step=1),
+    Param("reasoner.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),
+    Param(
+        "reasoner.dtype",
+        "auto",
+        "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        read_only=True,
+    ),
+    Param("reasoner.local_files_only", False, "never contact the Hugging Face hub", read_only=True),
+    Param("segmenter.backend", "torch", "SAM2 backend", choices=BACKENDS, read_only=True),
+    Param("segmenter.model", SAM2_LARGE, "SAM2: Hugging Face id or local checkpoint", read_only=True),
+    Param("segmenter.config", "", "sam2 config for a local checkpoint ('' = from its file name)", read_only=True),
+    Param("segmenter.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),
+)
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """None when ``value`` is acceptable for parameter ``name``, else the reason it is not."""
+    param = BY_NAME.get(name)
+    if param is None:
+        return None  # not ours (e.g. use_sim_time)
+    expected = type(param.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        return f"{name} must be {expected.__name__}, got {type(value).__name__}"
+    if param.choices is not None and value not in param.choices:
+        return f"{name} must be one of {list(param.choices)}, got {value!r}"
+    if param.low is not None and value < param.low:
+        return f"{name} must be >= {param.low}, got {value}"
+    if param.high is not None and value > param.high:
+        return f"{name} must be <= {param.high}, got {value}"
+    if param.step and expected is int and (value - param.low) % param.step:
+        return f"{name} must be a multiple of {param.step}, got {value}"
+    return None
+
+
+def nested(values: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` → ``{"a": {"b": 1}}`` (the layout of a ROS parameters file)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The inverse of ``nested``."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,169 @@
+"""Image + goal → ``Result``: the one place where the reasoning model and SAM2 meet."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from segzero_ros.protocol import Target
+from segzero_ros.reasoner import Reasoner, Reasoning
+from segzero_ros.segmenter import Segmenter
+
+LOG = logging.getLogger(__name__)
+
+MAX_GOAL_CHARS = 2000
+
+
+class GoalError(ValueError):
+    """The goal text cannot be used (empty, too long, not text)."""
+
+
+def check_goal(goal: Any, max_chars: int = MAX_GOAL_CHARS) -> str:
+    """The goal stripped of surrounding white space; ``GoalError`` when it is unusable."""
+    if not isinstance(goal, str):
+        raise GoalError(f"goal must be text, got {type(goal).__name__}")
+    text = goal.strip()
+    if not text or not text.strip(". "):
+        raise GoalError("empty goal")
+    if len(text) > max_chars:
+        raise GoalError(f"goal too long: {len(text)} characters (limit {max_chars})")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        raise GoalError("goal contains control characters")
+    return text
+
+
+@dataclass
+class Result:
+    """The outcome of one goal on one image: targets and masks in camera pixels, or the reason it failed."""
+
+    goal: str
+    goal_id: str
+    protocol: str
+    image_wh: tuple[int, int]
+    error: str | None = None
+    think: str | None = None
+    text: str = ""
+    targets: list[Target] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "error"
+
+    def union(self) -> np.ndarray:
+        """All targets' masks OR-ed into one bool H×W mask (the reference's multi-object output)."""
+        w, h = self.image_wh
+        out = np.zeros((h, w), dtype=bool)
+        for mask in self.masks:
+            out |= mask
+        return out
+
+    def labels(self) -> np.ndarray:
+        """uint8 H×W: 0 background, k on target k (1-based); where targets overlap the lower k wins."""
+        w, h = self.image_wh
+        out = np.zeros((h, w), dtype=np.uint8)
+        for k, mask in reversed(list(enumerate(self.masks[:255], start=1))):
+            out[mask] = k
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no mask pixels): id, goal, status, error, targets, timings."""
+        targets = []
+        for i, target in enumerate(self.targets):
+            entry: dict[str, Any] = {"bbox": list(target.bbox), "points": [list(p) for p in target.points]}
+            if i < len(self.masks):
+                entry["area"] = int(self.masks[i].sum())
+                entry["score"] = round(self.scores[i], 4)
+            targets.append(entry)
+        return {
+            "id": self.goal_id,
+            "goal": self.goal,
+            "protocol": self.protocol,
+            "status": self.status,
+            "error": self.error,
+            "reasoning": self.think,
+            "answer": self.text,
+            "targets": targets,
+            "image": {"width": self.image_wh[0], "height": self.image_wh[1]},
+            "warnings": self.warnings,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+class Pipeline:
+    """``Pipeline(reasoner, segmenter).run(rgb, goal)``: reason, then segment every target on the same frame."""
+
+    def __init__(self, reasoner: Reasoner, segmenter: Segmenter, max_goal_chars: int = MAX_GOAL_CHARS) -> None:
+        self.reasoner = reasoner
+        self.segmenter = segmenter
+        self.max_goal_chars = max_goal_chars
+
+    @property
+    def default_protocol(self) -> str:
+        return self.reasoner.config.protocol
+
+    def run(self, rgb: np.ndarray, goal: str, goal_id: str | None = None, multi: bool | None = None) -> Result:
+        """Reason about ``goal`` on ``rgb`` (H×W×3 uint8) and segment what it names; never raises for bad input."""
+        protocol = self.default_protocol if multi is None else ("multi" if multi else "segzero")
+        image_wh = (int(rgb.shape[1]), int(rgb.shape[0])) if getattr(rgb, "ndim", 0) >= 2 else (0, 0)
+        result = Result(
+            goal=goal if isinstance(goal, str) else repr(goal),
+            goal_id=goal_id or uuid.uuid4().hex[:12],
+            protocol=protocol,
+            image_wh=image_wh,
+        )
+        start = time.perf_counter()
+        try:
+            goal = check_goal(goal, self.max_goal_chars)
+            if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+                raise ValueError(f"expected an H×W×3 uint8 RGB image, got {getattr(rgb, 'shape', type(rgb))}")
+            reasoning = self.reasoner.reason(rgb, goal, protocol)
+            self._take_reasoning(result, reasoning)
+            if reasoning.ok:
+                t0 = time.perf_counter()
+                segments = self.segmenter.segment(rgb, reasoning.targets)
+                result.timings_ms["segment_ms"] = (time.perf_counter() - t0) * 1e3
+                result.masks = [s.mask for s in segments]
+                result.scores = [s.score for s in segments]
+        except Exception as exc:  # every goal gets a result, whatever failed
+            result.error = describe_error(exc)
+            LOG.warning("goal %s failed: %s", result.goal_id, result.error)
+        result.timings_ms["total_ms"] = (time.perf_counter() - start) * 1e3
+        return result
+
+    @staticmethod
+    def _take_reasoning(result: Result, reasoning: Reasoning) -> None:
+        result.text = reasoning.text
+        result.think = reasoning.think
+        result.targets = reasoning.targets
+        result.error = reasoning.error
+        result.warnings = reasoning.warnings
+        result.timings_ms["reason_ms"] = sum(reasoning.timings_ms.values())
+        result.timings_ms.update(reasoning.timings_ms)
+
+    def close(self) -> None:
+        self.reasoner.close()
+        self.segmenter.close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a failed goal; out-of-memory errors say so plainly."""
+    name = type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "OutOfMemory" in name or "out of memory" in text.lower():
+        return f"out of memory: {text[:200]}"
+    if isinstance(exc, (ValueError, GoalError)):
+        return text[:300] or name
+    return f"{name}: {text[:300]}"

@@ -1,0 +1,353 @@
+"""Tiny random-weight models, built offline, for tests and the offline demo.
+
+One place builds them, deterministically (seeded), and saves them the way real weights are saved, so
+they load through the same code as real checkpoints:
+
+- a tiny Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``, ~0.2 M parameters) with a processor whose
+  tokenizer is a byte-level BPE trained here with Qwen's special tokens and the Qwen2.5-VL chat template.
+  Its weights are random, then fitted for a few seconds to always answer in the protocol format with a
+  fixed box (``TINY_ANSWERS``), so the whole pipeline runs; its boxes carry no meaning;
+- a tiny SAM2 from the ``sam2`` package's hiera-tiny config with hydra overrides (smaller trunk, 256 input),
+  random weights, saved as a checkpoint loaded by ``sam2.build_sam.build_sam2``. Its masks carry no meaning.
+
+Models are cached under ``$SEGZERO_CACHE`` (default ``~/.cache/segzero_ros``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from segzero_ros.protocol import build_prompt
+from segzero_ros.segmenter.base import SegmenterConfig
+
+LOG = logging.getLogger(__name__)
+
+TINY_VERSION = "v1"
+SEED = 1234
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# The Qwen2.5-VL chat template: default system prompt, image placeholders, generation prompt.
+QWEN25_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# What the fitted tiny reasoner answers (840×840 frame), whatever the image or goal.
+TINY_ANSWERS = {
+    "segzero": "<think>The goal names one object.</think>"
+    '<answer>{"bbox": [300,280,560,600], "points_1": [400,420], "points_2": [460,500]}</answer>',
+    "multi": "<think>The goal names one object.</think>"
+    '<answer>[{"bbox_2d": [300,280,560,600], "point_2d": [430,440]}]</answer>',
+}
+FIT_GOALS = ("the red cup", "the mug I could pour coffee into", "the object on the left", "x")
+
+# Hydra overrides that shrink sam2.1 hiera-t: 5 narrow trunk blocks (one global), width 64, 256-pixel input.
+TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+TINY_SAM2_OVERRIDES = [
+    "++model.image_size=256",
+    "++model.image_encoder.trunk.embed_dim=16",
+    "++model.image_encoder.trunk.num_heads=1",
+    "++model.image_encoder.trunk.stages=[1,1,2,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[3]",
+    "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
+    "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+    "++model.image_encoder.neck.d_model=64",
+    "++model.image_encoder.neck.position_encoding.num_pos_feats=64",
+    "++model.memory_attention.d_model=64",
+    "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.layer.d_model=64",
+    "++model.memory_attention.layer.dim_feedforward=128",
+    "++model.memory_attention.layer.self_attention.embedding_dim=64",
+    "++model.memory_attention.layer.self_attention.feat_sizes=[16,16]",
+    "++model.memory_attention.layer.cross_attention.embedding_dim=64",
+    "++model.memory_attention.layer.cross_attention.feat_sizes=[16,16]",
+    "++model.memory_encoder.in_dim=64",
+    "++model.memory_encoder.out_dim=32",
+    "++model.memory_encoder.position_encoding.num_pos_feats=32",
+    "++model.memory_encoder.mask_downsampler.embed_dim=64",
+    "++model.memory_encoder.fuser.layer.dim=64",
+    "++model.memory_encoder.fuser.num_layers=1",
+    "++model.memory_attention.layer.cross_attention.kv_in_dim=32",
+]
+
+
+def cache_dir() -> Path:
+    """Where tiny models live: ``$SEGZERO_CACHE`` or ``~/.cache/segzero_ros``."""
+    root = Path(os.environ.get("SEGZERO_CACHE", Path.home() / ".cache" / "segzero_ros"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """An inter-process lock, so parallel tests and nodes build a model once."""
+    with open(cache_dir() / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build_once(name: str, build) -> Path:
+    """``cache/name``, built by ``build(tmp_dir)`` into a temporary folder and renamed when complete."""
+    target = cache_dir() / name
+    if (target / ".complete").exists():
+        return target
+    with _locked(name):
+        if (target / ".complete").exists():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir()))
+        try:
+            build(tmp)
+            (tmp / ".complete").touch()
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# --- reasoner -------------------------------------------------------------------------------------
+
+
+def _tokenizer_corpus() -> list[str]:
+    goals = [*FIT_GOALS, "the cup on the table", "something to hold water", "the biggest box"]
+    corpus = [build_prompt(g, p) for g in goals for p in ("segzero", "multi")]
+    corpus += list(TINY_ANSWERS.values()) * 50  # frequent enough that BPE merges them into few tokens
+    corpus += [" ".join(str(n) for n in range(i, i + 50)) for i in range(0, 1000, 50)]
+    corpus.append("You are a helpful assistant. system user assistant")
+    return corpus
+
+
+def build_tokenizer():
+    """A byte-level BPE tokenizer (vocabulary 1024) with Qwen's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tokenizer_corpus(), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_start_token": "<|vision_start|>",
+            "vision_end_token": "<|vision_end|>",
+        },
+        chat_template=QWEN25_VL_CHAT_TEMPLATE,
+        model_max_length=32768,
+    )
+
+
+def build_processor(tokenizer):
+    """A Qwen2.5-VL processor around ``tokenizer`` with Qwen2.5-VL's image settings."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    image_processor = Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056)
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=QWEN25_VL_CHAT_TEMPLATE,
+    )
+
+
+def build_model(tokenizer):
+    """A random-weight Qwen2.5-VL with 2 text layers (width 64) and 2 vision blocks (width 32)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 32768,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+            "rope_theta": 1000000.0,
+            "tie_word_embeddings": True,
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "fullatt_block_indexes": [1],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+        do_sample=False,
+    )
+    return model
+
+
+def random_scene(seed: int, size: int = 840) -> np.ndarray:
+    """A textured RGB scene with a few coloured shapes (deterministic per seed)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = (rng.integers(60, 200, (size, size, 3)) // 20 * 20).astype(np.uint8)
+    for _ in range(4):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = (int(v) for v in rng.integers(0, size - size // 4, 2))
+        cv2.rectangle(img, (x, y), (x + size // 5, y + size // 6), colour, -1)
+    return img
+
+
+def fit_answers(model, processor, max_steps: int = 1500, lr: float = 3e-3) -> int:
+    """Teach the tiny model to answer ``TINY_ANSWERS`` for any scene and goal; returns the steps taken.
+
+    Most steps use 56-pixel images (cheap); every fourth uses the reference's 840 pixels, so that size works.
+    Stops once every sample's answer is the greedy choice at every position under teacher forcing, which is
+    exactly when greedy generation reproduces it.
+    """
+    import torch
+
+    from segzero_ros.reasoner import build_messages, resize_for_reasoner
+
+    def sample(protocol: str, goal: str, size: int, seed: int):
+        image = resize_for_reasoner(random_scene(seed), size)
+        prompt = processor.apply_chat_template(
+            build_messages(image, build_prompt(goal, protocol)), tokenize=False, add_generation_prompt=True
+        )
+        full = processor(text=[prompt + TINY_ANSWERS[protocol] + "<|im_end|>"], images=[image], return_tensors="pt")
+        n_prompt = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+        labels = full["input_ids"].clone()
+        labels[:, :n_prompt] = -100
+        return dict(full), labels
+
+    combos = [(p, g) for p in TINY_ANSWERS for g in FIT_GOALS]
+    small = [sample(p, g, 56, i) for i, (p, g) in enumerate(combos)]
+    large = [sample(p, g, 840, 100 + i) for i, (p, g) in enumerate(combos)]
+    torch.manual_seed(SEED)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    correct_small, correct_large = [False] * len(small), [False] * len(large)
+    for step in range(1, max_steps + 1):
+        pool, correct = (large, correct_large) if step % 4 == 0 else (small, correct_small)
+        k = (step // 4 if pool is large else step) % len(pool)
+        inputs, labels = pool[k]
+        out = model(**inputs, labels=labels)
+        correct[k] = _greedy_matches(out.logits, labels)
+        if all(correct_small) and all(correct_large):
+            break
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    model.eval()
+    return step
+
+
+def _greedy_matches(logits, labels) -> bool:
+    """True when the argmax at every answer position is the next answer token."""
+    predicted, target = logits[0, :-1].argmax(-1), labels[0, 1:]
+    keep = target != -100
+    return bool((predicted[keep] == target[keep]).all())
+
+
+def tiny_reasoner_path() -> Path:
+    """A saved tiny Qwen2.5-VL (model + processor), built and fitted on first use (~1 min on CPU)."""
+
+    def build(folder: Path) -> None:
+        LOG.info("building the tiny Qwen2.5-VL reasoner in %s", folder)
+        tokenizer = build_tokenizer()
+        processor = build_processor(tokenizer)
+        model = build_model(tokenizer)
+        steps = fit_answers(model, processor)
+        LOG.info("tiny reasoner fitted in %d steps", steps)
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+
+    return _build_once(f"tiny-qwen2_5_vl-{TINY_VERSION}", build)
+
+
+# --- segmenter ------------------------------------------------------------------------------------
+
+
+def tiny_segmenter_config(**overrides) -> SegmenterConfig:
+    """A ``SegmenterConfig`` for the tiny SAM2 checkpoint (built and saved on first use, < 1 s)."""
+
+    def build(folder: Path) -> None:
+        import torch
+        from sam2.build_sam import build_sam2
+
+        torch.manual_seed(SEED)
+        model = build_sam2(TINY_SAM2_CONFIG, None, device="cpu", hydra_overrides_extra=list(TINY_SAM2_OVERRIDES))
+        torch.save({"model": model.state_dict()}, folder / "sam2_tiny.pt")
+
+    folder = _build_once(f"tiny-sam2-{TINY_VERSION}", build)
+    fields = {
+        "model": str(folder / "sam2_tiny.pt"),
+        "config": TINY_SAM2_CONFIG,
+        "overrides": list(TINY_SAM2_OVERRIDES),
+        "device": "cpu",
+    }
+    fields.update(overrides)
+    return SegmenterConfig(**fields)

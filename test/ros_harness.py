@@ -1,0 +1,139 @@
+"""Real ROS 2 for tests: an isolated DDS domain, the node as a separate process, a probe node in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def isolate_ros_domain() -> None:
+    """A domain id of this test run's own, localhost-only discovery (set before rclpy.init and node starts)."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+
+
+class NodeProcess:
+    """``segzero_node`` started as its own process with ``--ros-args`` parameters; its log in a file."""
+
+    def __init__(self, log_path: Path, params: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        args = [sys.executable, "-m", "segzero_ros.node", "--ros-args"]
+        for name, value in params.items():
+            args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        if self.alive():
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class Probe:
+    """A test-side node: publishes frames and goals, collects every output of the segzero node."""
+
+    def __init__(self, namespace: str = "") -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Empty, String
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node("segzero_test_probe", namespace=namespace)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.goal_pub = self.node.create_publisher(String, "goal", reliable)
+        self.cancel_pub = self.node.create_publisher(Empty, "cancel", reliable)
+        self.lock = threading.Lock()
+        self.received: dict[str, list[Any]] = {
+            k: [] for k in ("result", "mask", "labels", "overlay", "reasoning", "diagnostics")
+        }
+        self._subs = [
+            self.node.create_subscription(String, "result", self._keep("result"), reliable),
+            self.node.create_subscription(Image, "mask", self._keep("mask"), reliable),
+            self.node.create_subscription(Image, "labels", self._keep("labels"), reliable),
+            self.node.create_subscription(Image, "overlay", self._keep("overlay"), reliable),
+            self.node.create_subscription(String, "reasoning", self._keep("reasoning"), reliable),
+            self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep("diagnostics"), 10),
+        ]
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def _keep(self, key: str) -> Callable[[Any], None]:
+        def callback(msg: Any) -> None:
+            with self.lock:
+                self.received[key].append(msg)
+
+        return callback
+
+    def results(self) -> list[dict]:
+        with self.lock:
+            return [json.loads(m.data) for m in self.received["result"]]
+
+    def take(self, key: str) -> list[Any]:
+        with self.lock:
+            return list(self.received[key])
+
+    def clear(self) -> None:
+        with self.lock:
+            for value in self.received.values():
+                value.clear()
+
+    def send_goal(self, text: str) -> None:
+        from std_msgs.msg import String
+
+        self.goal_pub.publish(String(data=text))
+
+    def send_raw_goal(self, payload: bytes) -> None:
+        """Publish a std_msgs/String whose bytes are ``payload`` as they are (e.g. invalid UTF-8)."""
+        cdr = b"\x00\x01\x00\x00" + struct.pack("<I", len(payload) + 1) + payload + b"\x00"
+        self.goal_pub.publish(cdr)
+
+    def send_frame(self, image_msg: Any) -> None:
+        self.image_pub.publish(image_msg)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str, node: NodeProcess | None = None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if node is not None and not node.alive():
+                raise AssertionError(f"node exited while waiting for {what}:\n{node.log()[-4000:]}")
+            time.sleep(0.05)
+        log = f"\nnode log:\n{node.log()[-4000:]}" if node is not None else ""
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{log}")
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()

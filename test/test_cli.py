@@ -1,0 +1,76 @@
+"""The `segzero` command on the tiny models: infer, segment, demo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segzero_ros.cli import main
+from segzero_ros.scenes import demo_scene
+
+
+@pytest.fixture()
+def image_path(tmp_path):
+    path = tmp_path / "scene.jpg"
+    Image.fromarray(demo_scene(800, 600)[0]).save(path)
+    return path
+
+
+def test_infer_writes_masks_overlay_and_json(tiny_reasoner_dir, tiny_sam2_config, image_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        ["-q", "infer", "--tiny", "--image", str(image_path), "--goal", "the red cup", "--out", str(out), "--json"]
+    )
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and printed["status"] == "ok"
+    assert Image.open(out / "mask.png").size == (800, 600)
+    assert Image.open(out / "overlay.png").size == (800, 600)
+    assert set(np.unique(np.asarray(Image.open(out / "mask.png")))) <= {0, 255}
+    assert json.loads((out / "result.json").read_text())["id"] == printed["id"]
+
+
+def test_segment_alone(tiny_sam2_config, image_path, tmp_path, capsys):
+    out = tmp_path / "seg"
+    code = main(
+        [
+            "-q",
+            "segment",
+            "--tiny",
+            "--image",
+            str(image_path),
+            "--box",
+            "100,100,300,400",
+            "--points",
+            "150,200",
+            "200,250",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0 and printed["points"] == [[150.0, 200.0], [200.0, 250.0]]
+    assert Image.open(out / "mask.png").size == (800, 600)
+
+
+def test_demo_says_it_used_tiny_weights(tiny_reasoner_dir, tiny_sam2_config, tmp_path, capsys):
+    code = main(["-q", "demo", "--out", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "carry no meaning" in err
+    assert (tmp_path / "demo" / "overlay.png").exists() and (tmp_path / "demo" / "result.json").exists()
+
+
+def test_unreadable_image_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(SystemExit, match="cannot read image"):
+        main(["-q", "infer", "--tiny", "--image", str(bad), "--goal", "x"])
+
+
+def test_bad_box_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--image", "x.png", "--box", "5,5,1,1"])
+    assert "x1 < x2" in capsys.readouterr().err

@@ -1,0 +1,141 @@
+"""Image conversion without cv_bridge: every encoding, padding, byte order, and each rejection."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+
+from segzero_ros.image_codec import (
+    ENCODINGS,
+    ImageConversionError,
+    compressed_to_numpy,
+    image_to_numpy,
+    numpy_to_image,
+    to_rgb8,
+)
+
+
+def _sample(encoding: str, h: int = 5, w: int = 7) -> np.ndarray:
+    dtype, channels = ENCODINGS[encoding]
+    rng = np.random.default_rng(0)
+    if dtype.kind == "f":
+        data = rng.normal(size=(h, w, channels)).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(info.min, info.max, (h, w, channels), dtype=dtype, endpoint=True)
+    return data[:, :, 0] if channels == 1 else data
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_round_trip_every_encoding(encoding):
+    array = _sample(encoding)
+    msg = numpy_to_image(array, encoding)
+    assert msg.step == array.shape[1] * ENCODINGS[encoding][1] * array.dtype.itemsize
+    back = image_to_numpy(msg)
+    assert back.dtype == array.dtype and np.array_equal(back, array)
+
+
+def test_header_is_copied():
+    from std_msgs.msg import Header
+
+    header = Header(frame_id="cam")
+    header.stamp.sec = 5
+    msg = numpy_to_image(np.zeros((2, 3), np.uint8), "mono8", header)
+    assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 5
+
+
+def test_unpadded_uint8_is_a_view_of_the_message_buffer():
+    msg = numpy_to_image(_sample("rgb8"), "rgb8")
+    array = image_to_numpy(msg)
+    assert not array.flags.owndata  # a view, no copy
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "mono16", "32FC1"])
+def test_row_padding_is_skipped(encoding):
+    array = _sample(encoding)
+    h, w = array.shape[:2]
+    row = array.reshape(h, -1).view(np.uint8)
+    padded = np.zeros((h, row.shape[1] + 13), np.uint8)
+    padded[:, : row.shape[1]] = row
+    msg = Image(height=h, width=w, encoding=encoding, step=padded.shape[1], is_bigendian=0)
+    msg.data = padded.tobytes()
+    assert np.array_equal(image_to_numpy(msg), array)
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1", "32FC1"])
+def test_big_endian_data(encoding):
+    array = _sample(encoding)
+    big = array.astype(array.dtype.newbyteorder(">"))
+    msg = Image(
+        height=array.shape[0],
+        width=array.shape[1],
+        encoding=encoding,
+        is_bigendian=1,
+        step=array.shape[1] * array.dtype.itemsize,
+    )
+    msg.data = big.tobytes()
+    out = image_to_numpy(msg)
+    assert np.array_equal(out, array) and out.dtype.isnative
+
+
+def _msg(**fields):
+    base = {"height": 4, "width": 4, "encoding": "rgb8", "step": 12, "is_bigendian": 0}
+    base.update({k: v for k, v in fields.items() if k != "data"})
+    msg = Image(**base)
+    msg.data = fields.get("data", bytes(base["step"] * base["height"]))
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason"),
+    [
+        (_msg(encoding="yuv422"), "unsupported encoding 'yuv422'"),
+        (_msg(data=bytes(47)), "data has 47 bytes, expected step×height = 48"),
+        (_msg(step=8, data=bytes(32)), "step 8 < width×channels×bytes = 12"),
+        (_msg(height=0, data=b""), "empty image"),
+        (_msg(width=9000, step=27000, data=bytes(108000)), "exceeds the 8192×8192 limit"),
+    ],
+)
+def test_rejections_name_the_problem(msg, reason):
+    with pytest.raises(ImageConversionError, match=reason.replace("(", r"\(")):
+        image_to_numpy(msg)
+
+
+def test_max_size_is_configurable():
+    with pytest.raises(ImageConversionError, match="exceeds the 2×2 limit"):
+        image_to_numpy(_msg(), max_size=2)
+
+
+def test_numpy_to_image_checks_shape_and_dtype():
+    with pytest.raises(ImageConversionError, match="3 channel"):
+        numpy_to_image(np.zeros((2, 2), np.uint8), "rgb8")
+    with pytest.raises(ImageConversionError, match="dtype uint16"):
+        numpy_to_image(np.zeros((2, 2), np.uint8), "mono16")
+
+
+def test_to_rgb8_colour_orders():
+    rgb = _sample("rgb8")
+    assert np.array_equal(to_rgb8(rgb[:, :, ::-1].copy(), "bgr8"), rgb)
+    assert np.array_equal(to_rgb8(np.dstack([rgb, np.full(rgb.shape[:2], 9, np.uint8)]), "rgba8"), rgb)
+    assert np.array_equal(to_rgb8(np.dstack([rgb[:, :, ::-1], np.zeros(rgb.shape[:2], np.uint8)]), "bgra8"), rgb)
+    grey = to_rgb8(np.full((2, 2), 200, np.uint16) * 256, "mono16")
+    assert grey.shape == (2, 2, 3) and (grey == 200).all()
+    with pytest.raises(ImageConversionError, match="not a camera image"):
+        to_rgb8(np.zeros((2, 2), np.float32), "32FC1")
+
+
+def test_compressed_jpeg_and_png():
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:, :12] = (255, 0, 0)
+    _, png = cv2.imencode(".png", rgb[:, :, ::-1])
+    out = compressed_to_numpy(CompressedImage(format="png", data=png.tobytes()))
+    assert np.array_equal(out, rgb)
+    _ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
+    out = compressed_to_numpy(CompressedImage(format="rgb8; jpeg compressed bgr8", data=jpeg.tobytes()))
+    assert out.shape == (16, 24, 3) and out[8, 2, 0] > 200 and out[8, 2, 2] < 60
+    with pytest.raises(ImageConversionError, match="cannot decode"):
+        compressed_to_numpy(CompressedImage(format="jpeg", data=b"garbage"))
+    with pytest.raises(ImageConversionError, match="no data"):
+        compressed_to_numpy(CompressedImage(format="jpeg", data=b""))

@@ -1,0 +1,341 @@
+"""The segzero node as a real separate process on an isolated DDS domain, driven from this process.
+
+One node process serves the whole module (starting one costs the torch import and the tiny models);
+tests run in file order and each leaves the node serving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from ros_harness import NodeProcess, Probe, isolate_ros_domain
+
+pytestmark = pytest.mark.ros
+
+FAULT_GOAL = "__inject_a_pipeline_fault__"
+START_TIMEOUT = 600.0  # torch import + tiny model load on a slow 2-core machine
+GOAL_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory, tiny_reasoner_dir, tiny_sam2_config):
+    """(probe, node process): the node started with the tiny preset, active, discovered by the probe."""
+    isolate_ros_domain()
+    import rclpy
+
+    log = tmp_path_factory.mktemp("node") / "segzero_node.log"
+    node = NodeProcess(
+        log,
+        {"preset": "tiny", "image_timeout_s": 2.0, "reasoner.max_new_tokens": 96, "max_pending_goals": 4},
+        env={"SEGZERO_FAULT_INJECTION_GOAL": FAULT_GOAL},
+    )
+    probe = Probe()
+    try:
+        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node to activate", node)
+        yield probe, node
+    finally:
+        probe.close()
+        node.stop()
+        rclpy.try_shutdown()
+
+
+def make_frame(
+    width=640, height=480, encoding="rgb8", sec=17, nanosec=42, frame_id="camera_color_optical_frame", pad=0
+):
+    """A sensor_msgs/Image of the demo scene in ``encoding`` with ``pad`` bytes of row padding."""
+    from sensor_msgs.msg import Image
+
+    from segzero_ros.scenes import demo_scene
+
+    rgb, _ = demo_scene(width, height)
+    array = rgb[:, :, ::-1] if encoding == "bgr8" else rgb
+    rows = np.zeros((height, width * 3 + pad), np.uint8)
+    rows[:, : width * 3] = array.reshape(height, -1)
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * 3 + pad)
+    msg.data = rows.tobytes()
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, nanosec, frame_id
+    return msg
+
+
+def result_for(probe, goal_id, node):
+    probe.wait_for(lambda: any(r["id"] == goal_id for r in probe.results()), GOAL_TIMEOUT, f"result {goal_id}", node)
+    matches = [r for r in probe.results() if r["id"] == goal_id]
+    assert len(matches) == 1, f"goal {goal_id} answered {len(matches)} times"
+    return matches[0]
+
+
+def send_goal(probe, goal_id, text="the red cup", **fields):
+    probe.send_goal(json.dumps({"id": goal_id, "text": text, **fields}))
+
+
+def serve_frames_until(probe, frame, predicate, node, what, timeout=GOAL_TIMEOUT):
+    """Publish ``frame`` at ~5 Hz (best-effort QoS) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe.send_frame(frame)
+        if predicate():
+            return
+        assert node.alive(), node.log()[-4000:]
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{node.log()[-4000:]}")
+
+
+def test_goal_before_any_image_fails_after_the_timeout(ros):
+    probe, node = ros
+    send_goal(probe, "early")
+    result = result_for(probe, "early", node)
+    assert result["status"] == "error"
+    assert "no image received within 2 s" in result["error"]
+
+
+def test_mask_has_the_source_frame_header_and_size(ros):
+    probe, node = ros
+    probe.clear()
+    frame = make_frame(sec=1234, nanosec=5678, frame_id="cam_optical")
+    send_goal(probe, "aligned", "The red cup.")
+    serve_frames_until(probe, frame, lambda: any(r["id"] == "aligned" for r in probe.results()), node, "result")
+    result = result_for(probe, "aligned", node)
+    assert result["status"] == "ok", result
+    assert result["goal"] == "The red cup." and result["error"] is None
+    assert result["stamp"] == {"sec": 1234, "nanosec": 5678} and result["frame_id"] == "cam_optical"
+    assert set(result["timings_ms"]) >= {"reason_ms", "segment_ms", "total_ms"}
+    assert result["models"]["reasoner"] and "sam2" in result["models"]["segmenter"]
+    (target,) = result["targets"]
+    assert len(target["bbox"]) == 4 and len(target["points"]) == 2 and target["area"] >= 0
+    probe.wait_for(lambda: probe.take("mask") and probe.take("labels"), 30, "mask and labels", node)
+    mask, labels = probe.take("mask")[-1], probe.take("labels")[-1]
+    for msg in (mask, labels):
+        assert (msg.width, msg.height, msg.encoding) == (640, 480, "mono8")
+        assert msg.header.stamp.sec == 1234 and msg.header.stamp.nanosec == 5678
+        assert msg.header.frame_id == "cam_optical"
+    pixels = np.frombuffer(bytes(mask.data), np.uint8)
+    assert set(np.unique(pixels)) <= {0, 255} and int((pixels == 255).sum()) == target["area"]
+    assert probe.take("reasoning")[-1].data.startswith("The goal names one object")
+
+
+def test_overlay_is_published_to_a_subscriber(ros):
+    probe, node = ros
+    probe.clear()
+    send_goal(probe, "overlay")
+    serve_frames_until(probe, make_frame(320, 240), lambda: bool(probe.take("overlay")), node, "overlay")
+    overlay = probe.take("overlay")[-1]
+    assert (overlay.width, overlay.height, overlay.encoding) == (320, 240, "rgb8")
+
+
+def test_padded_bgr_frames_are_read_with_their_step(ros):
+    probe, node = ros
+    probe.clear()
+    send_goal(probe, "bgr")
+    frame = make_frame(400, 300, encoding="bgr8", pad=16)
+    serve_frames_until(probe, frame, lambda: any(r["id"] == "bgr" for r in probe.results()), node, "result")
+    result = result_for(probe, "bgr", node)
+    assert result["status"] == "ok" and result["image"] == {"width": 400, "height": 300}
+
+
+def _bad_frames():
+    good = make_frame(64, 48)
+    cases = {}
+    msg = make_frame(64, 48)
+    msg.encoding = "yuv422_yuy2_unknown"
+    cases["unknown encoding"] = msg
+    msg = make_frame(64, 48)
+    msg.data = bytes(good.data)[:-5]
+    cases["short data"] = msg
+    msg = make_frame(64, 48)
+    msg.step = 10
+    cases["step too small"] = msg
+    msg = make_frame(64, 48)
+    msg.width, msg.height, msg.step, msg.data = 0, 0, 0, b""
+    cases["zero size"] = msg
+    msg = make_frame(64, 48)
+    msg.width, msg.step = 9000, 27000
+    msg.data = bytes(27000 * 48)
+    cases["absurd size"] = msg
+    return cases
+
+
+def _diagnostics_value(probe, key):
+    for array in reversed(probe.take("diagnostics")):
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if key in values:
+                return values[key]
+    return None
+
+
+def test_bad_frames_are_dropped_and_the_node_keeps_serving(ros):
+    probe, node = ros
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_dropped") is not None, 30, "diagnostics", node)
+    probe.clear()
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_dropped") is not None, 30, "diagnostics", node)
+    before = int(_diagnostics_value(probe, "frames_dropped"))
+    for msg in _bad_frames().values():
+        probe.send_frame(msg)
+        time.sleep(0.1)
+    probe.wait_for(lambda: int(_diagnostics_value(probe, "frames_dropped")) >= before + 5, 30, "5 drops", node)
+    log = node.log()
+    for reason in ("unsupported encoding", "data has", "step 10 <", "empty image", "exceeds the 8192"):
+        assert reason in log, reason
+    send_goal(probe, "after-bad-frames")
+    assert result_for(probe, "after-bad-frames", node)["status"] == "ok"  # the last good frame is still there
+    diag = {kv.key: kv.value for kv in probe.take("diagnostics")[-1].status[0].values}
+    assert diag["state"] in ("ready", "busy") and int(diag["goals_ok"]) >= 3
+
+
+BAD_GOALS = {
+    "empty": ("", "empty goal"),
+    "huge": ("x" * 100_000, "too long"),
+    "json-garbage": ('{"id": "x", "text": ', "malformed JSON goal"),
+    "json-truncated": ('{"id": "x"', "malformed JSON goal"),
+    "unknown-field": (json.dumps({"id": "unknown-field", "text": "cup", "colour": "red"}), "unknown goal field"),
+    "bad-multi": (json.dumps({"id": "bad-multi", "text": "cup", "multi": "yes"}), "'multi' must be"),
+    "empty-json-text": (json.dumps({"id": "empty-json-text", "text": "  "}), "empty goal"),
+}
+
+
+def test_bad_goals_each_get_one_error_result(ros):
+    probe, node = ros
+    probe.clear()
+    for text, _ in BAD_GOALS.values():
+        probe.send_goal(text)
+    probe.send_raw_goal(b"the \xff\xfe cup")
+    probe.wait_for(lambda: len(probe.results()) >= len(BAD_GOALS) + 1, GOAL_TIMEOUT, "bad goal results", node)
+    results = probe.results()
+    assert len(results) == len(BAD_GOALS) + 1
+    assert all(r["status"] == "error" for r in results)
+    errors = " | ".join(r["error"] for r in results)
+    for _, reason in BAD_GOALS.values():
+        assert reason in errors, reason
+    assert "not valid UTF-8" in errors
+    send_goal(probe, "after-bad-goals")
+    assert result_for(probe, "after-bad-goals", node)["status"] == "ok"
+
+
+def test_pipeline_exception_is_an_error_result_and_the_node_lives(ros):
+    probe, node = ros
+    send_goal(probe, "fault", FAULT_GOAL)
+    result = result_for(probe, "fault", node)
+    assert result["status"] == "error" and "fault injected" in result["error"]
+    send_goal(probe, "after-fault")
+    assert result_for(probe, "after-fault", node)["status"] == "ok"
+
+
+def test_burst_of_20_goals_gets_exactly_one_result_each(ros):
+    probe, node = ros
+    probe.clear()
+    ids = [f"burst-{i}" for i in range(20)]
+    for goal_id in ids:
+        send_goal(probe, goal_id)
+    probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), GOAL_TIMEOUT * 2, "20 results", node)
+    time.sleep(1.0)  # nothing more may arrive
+    results = probe.results()
+    assert sorted(r["id"] for r in results) == sorted(ids)
+    superseded = [r for r in results if r["status"] == "error"]
+    assert all("superseded" in r["error"] for r in superseded)
+    assert len(superseded) >= 20 - 4 - 2  # at most 4 queued + the running one (+1 taken meanwhile) ran
+
+
+def test_cancel_answers_pending_goals_as_cancelled(ros):
+    probe, node = ros
+    probe.clear()
+    ids = [f"cancel-{i}" for i in range(4)]
+    for goal_id in ids:
+        send_goal(probe, goal_id)
+    time.sleep(0.3)
+    from std_msgs.msg import Empty
+
+    probe.cancel_pub.publish(Empty())
+    probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), GOAL_TIMEOUT, "4 results", node)
+    statuses = [r["error"] or "ok" for r in probe.results()]
+    assert len(statuses) == 4 and "cancelled" in statuses
+
+
+def _call(probe, srv_type, name, request, timeout=60.0):
+    client = probe.node.create_client(srv_type, name)
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), f"{name} did not answer"
+        return future.result()
+    finally:
+        probe.node.destroy_client(client)
+
+
+def test_invalid_parameters_are_rejected_at_set_time(ros):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    probe, _ = ros
+
+    def set_param(name, value):
+        if isinstance(value, str):
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        elif isinstance(value, float):
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        response = _call(
+            probe,
+            SetParameters,
+            "/segzero/set_parameters",
+            SetParameters.Request(parameters=[Parameter(name=name, value=pv)]),
+        )
+        return response.results[0]
+
+    bad = [
+        ("reasoner.protocol", "yolo"),
+        ("image_timeout_s", -1.0),
+        ("max_pending_goals", 0),
+        ("reasoner.model", "other/model"),
+        ("max_pending_goals", "four"),
+    ]
+    for name, value in bad:
+        result = set_param(name, value)
+        assert not result.successful, (name, value)
+    assert "one of" in set_param("reasoner.protocol", "yolo").reason
+    assert set_param("image_timeout_s", 3.0).successful
+    assert set_param("reasoner.protocol", "multi").successful
+    assert set_param("reasoner.protocol", "segzero").successful
+
+
+def test_lifecycle_transitions_through_the_services(ros):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    probe, node = ros
+
+    def state():
+        return _call(probe, GetState, "/segzero/get_state", GetState.Request()).current_state.label
+
+    def change(transition_id):
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        assert _call(probe, ChangeState, "/segzero/change_state", request, timeout=300).success
+
+    assert state() == "active"
+    change(Transition.TRANSITION_DEACTIVATE)
+    assert state() == "inactive"
+    probe.wait_for(lambda: probe.goal_pub.get_subscription_count() == 0, 30, "goal subscription gone", node)
+    change(Transition.TRANSITION_CLEANUP)
+    assert state() == "unconfigured"
+    change(Transition.TRANSITION_CONFIGURE)
+    change(Transition.TRANSITION_ACTIVATE)
+    assert state() == "active"
+    probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 30, "goal subscription back", node)
+    probe.clear()
+    send_goal(probe, "after-reconfigure")
+    serve_frames_until(
+        probe, make_frame(), lambda: any(r["id"] == "after-reconfigure" for r in probe.results()), node, "result"
+    )
+    assert result_for(probe, "after-reconfigure", node)["status"] == "ok"
+
+
+def test_ctrl_c_shuts_down_cleanly(ros):
+    _, node = ros
+    assert node.stop() == 0
+    assert "Traceback" not in node.log()

@@ -1,0 +1,98 @@
+"""Pipeline end to end on the tiny models, and every kind of bad input giving a failed Result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from segzero_ros.pipeline import GoalError, Pipeline, check_goal, describe_error
+from segzero_ros.reasoner import Reasoner, ReasonerConfig
+from segzero_ros.scenes import demo_scene
+from segzero_ros.segmenter import make_segmenter
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_reasoner_dir, tiny_sam2_config) -> Pipeline:
+    reasoner = Reasoner(ReasonerConfig(model=str(tiny_reasoner_dir), local_files_only=True, max_new_tokens=96))
+    return Pipeline(reasoner, make_segmenter(tiny_sam2_config))
+
+
+def test_run_gives_masks_at_image_size(pipeline):
+    rgb, _ = demo_scene(1280, 720)
+    result = pipeline.run(rgb, "the red cup", goal_id="g1")
+    assert result.ok, result.error
+    assert result.goal_id == "g1" and result.protocol == "segzero"
+    assert len(result.targets) == len(result.masks) == 1
+    assert result.masks[0].shape == (720, 1280)
+    x1, y1, x2, y2 = result.targets[0].bbox
+    assert (x1, y1, x2, y2) == (
+        round(300 * 1280 / 840),
+        round(280 * 720 / 840),
+        round(560 * 1280 / 840),
+        round(600 * 720 / 840),
+    )
+    assert result.union().shape == (720, 1280) and result.labels().dtype == np.uint8
+    assert set(np.unique(result.labels())) <= {0, 1}
+    summary = json.loads(json.dumps(result.to_dict()))
+    assert summary["status"] == "ok" and summary["targets"][0]["area"] == int(result.masks[0].sum())
+    assert {"reason_ms", "segment_ms", "total_ms", "generate_ms"} <= set(summary["timings_ms"])
+
+
+def test_multi_goal_uses_multi_protocol(pipeline):
+    rgb, _ = demo_scene(640, 480)
+    result = pipeline.run(rgb, "all cups", multi=True)
+    assert result.ok and result.protocol == "multi"
+    assert "bbox_2d" in result.text
+
+
+@pytest.mark.parametrize("goal", ["", "   ", "...", "x" * 100_000, "a\x00b", None, 42])
+def test_bad_goals_fail_with_a_reason(pipeline, goal):
+    result = pipeline.run(np.zeros((48, 64, 3), np.uint8), goal)
+    assert not result.ok
+    assert result.error and "goal" in result.error
+    assert result.masks == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((48, 64), np.uint8), np.zeros((48, 64, 3), np.float32), np.zeros((48, 64, 4), np.uint8), "not an image"],
+)
+def test_bad_images_fail_with_a_reason(pipeline, image):
+    result = pipeline.run(image, "the cup")
+    assert not result.ok and "image" in result.error
+
+
+def test_segmenter_failure_and_oom_become_error_results(pipeline, monkeypatch):
+    class FakeOOM(RuntimeError):
+        pass
+
+    FakeOOM.__name__ = "OutOfMemoryError"
+
+    def boom(*_):
+        raise FakeOOM("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipeline.segmenter, "segment", boom)
+    result = pipeline.run(demo_scene(320, 240)[0], "the cup")
+    assert not result.ok and result.error.startswith("out of memory")
+    assert result.text  # the reasoning that came before the failure is kept
+
+
+def test_labels_first_target_wins_on_overlap():
+    from segzero_ros.pipeline import Result
+
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.zeros((4, 4), bool)
+    b[1:3] = True
+    result = Result(goal="g", goal_id="i", protocol="multi", image_wh=(4, 4), masks=[a, b], scores=[1.0, 1.0])
+    assert result.labels()[:, 0].tolist() == [1, 1, 2, 0]
+    assert result.union()[:, 0].tolist() == [True, True, True, False]
+
+
+def test_check_goal_and_describe_error():
+    assert check_goal("  the cup  ") == "the cup"
+    with pytest.raises(GoalError, match="too long"):
+        check_goal("x" * 11, max_chars=10)
+    assert describe_error(KeyError("k")) == "KeyError: 'k'"

@@ -1,0 +1,192 @@
+"""Goal scheduling without ROS: newest frame, bounded queue, one result per goal, goal message parsing."""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from segzero_ros.pipeline import Result
+from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, goal_from_message, string_from_cdr
+
+
+class Recorder:
+    """A fake pipeline run (slow on demand) and a result sink."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.results: list[tuple[Goal, Frame | None, Result]] = []
+        self.frames_used: list[Frame] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.lock = threading.Lock()
+
+    def run(self, frame: Frame, goal: Goal) -> Result:
+        self.gate.wait(10)
+        time.sleep(self.delay)
+        self.frames_used.append(frame)
+        if goal.text == "raise":
+            raise RuntimeError("boom")
+        return Result(goal=goal.text, goal_id=goal.id, protocol="segzero", image_wh=(4, 4))
+
+    def on_result(self, goal, frame, result) -> None:
+        with self.lock:
+            self.results.append((goal, frame, result))
+
+    def wait(self, n: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.results) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.results) >= n, f"only {len(self.results)} of {n} results"
+
+
+def frame(tag: int) -> Frame:
+    return Frame(array=np.full((4, 4, 3), tag, np.uint8), encoding="rgb8", header=tag)
+
+
+@pytest.fixture()
+def rec_worker():
+    rec = Recorder()
+    worker = GoalWorker(rec.run, rec.on_result, max_pending_goals=2, image_timeout_s=0.3)
+    worker.start()
+    yield rec, worker
+    worker.stop()
+
+
+def test_goal_runs_on_the_newest_frame(rec_worker):
+    rec, worker = rec_worker
+    for tag in (1, 2, 3):
+        worker.offer_frame(frame(tag))
+    worker.submit(Goal("cup", id="a"))
+    rec.wait(1)
+    _goal, used, result = rec.results[0]
+    assert result.ok and used.header == 3
+    assert worker.stats.frames_received == 3 and worker.stats.frames_dropped == 2
+
+
+def test_goal_without_image_fails_after_timeout(rec_worker):
+    rec, worker = rec_worker
+    start = time.monotonic()
+    worker.submit(Goal("cup", id="early"))
+    rec.wait(1)
+    assert time.monotonic() - start >= 0.3
+    assert rec.results[0][2].error == "no image received within 0.3 s"
+
+
+def test_goal_waits_for_a_frame_that_arrives_in_time(rec_worker):
+    rec, worker = rec_worker
+    worker.image_timeout_s = 5.0
+    worker.submit(Goal("cup", id="waits"))
+    time.sleep(0.1)
+    worker.offer_frame(frame(9))
+    rec.wait(1)
+    assert rec.results[0][2].ok and rec.results[0][1].header == 9
+
+
+def test_full_queue_supersedes_the_oldest_and_every_goal_gets_one_result(rec_worker):
+    rec, worker = rec_worker
+    worker.offer_frame(frame(1))
+    rec.gate.clear()  # hold the worker on the first goal
+    ids = [f"g{i}" for i in range(10)]
+    worker.submit(Goal("cup", id=ids[0]))
+    time.sleep(0.1)
+    for goal_id in ids[1:]:
+        worker.submit(Goal("cup", id=goal_id))
+    rec.gate.set()
+    rec.wait(10)
+    time.sleep(0.1)
+    by_id = {g.id: r for g, _, r in rec.results}
+    assert sorted(by_id) == sorted(ids) and len(rec.results) == 10
+    assert [i for i in ids if by_id[i].ok] == ["g0", "g8", "g9"]
+    assert all("superseded" in by_id[i].error for i in ids[1:8])
+
+
+def test_cancel_and_stop_answer_pending_goals(rec_worker):
+    rec, worker = rec_worker
+    worker.offer_frame(frame(1))
+    rec.gate.clear()
+    worker.submit(Goal("cup", id="c0"))
+    time.sleep(0.1)  # the worker holds c0
+    for i in (1, 2):
+        worker.submit(Goal("cup", id=f"c{i}"))
+    assert [g.id for g in worker.cancel()] == ["c1", "c2"]
+    rec.gate.set()
+    rec.wait(3)
+    errors = {g.id: r.error for g, _, r in rec.results}
+    assert errors == {"c0": None, "c1": "cancelled", "c2": "cancelled"}
+
+
+def test_exception_in_run_is_an_error_result_and_the_worker_lives(rec_worker):
+    rec, worker = rec_worker
+    worker.offer_frame(frame(1))
+    worker.submit(Goal("raise", id="bad"))
+    worker.submit(Goal("cup", id="good"))
+    rec.wait(2)
+    errors = {g.id: r.error for g, _, r in rec.results}
+    assert errors["bad"] == "internal error: RuntimeError: boom" and errors["good"] is None
+    assert worker.stats.goals_failed == 1 and worker.stats.goals_ok == 1
+
+
+def test_malformed_goal_is_answered_with_its_error(rec_worker):
+    rec, worker = rec_worker
+    worker.offer_frame(frame(1))
+    worker.submit(goal_from_message("{not json"))
+    rec.wait(1)
+    assert rec.results[0][2].error.startswith("malformed JSON goal")
+    assert rec.frames_used == []  # never reached the pipeline
+
+
+def test_memory_stays_flat_under_a_frame_flood(rec_worker):
+    _, worker = rec_worker
+    for i in range(2000):
+        worker.offer_frame(Frame(array=np.zeros((720, 1280, 3), np.uint8), encoding="rgb8", header=i))
+    assert worker.newest_frame().header == 1999
+    assert worker.stats.frames_dropped == 1999
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "goal_id", "multi", "error"),
+    [
+        ("the red cup", "the red cup", None, None, None),
+        ('{"id": "7", "text": "a cup", "multi": true}', "a cup", "7", True, None),
+        ('{"id": 12, "text": "a cup"}', "a cup", "12", None, None),
+        ('{"text": "a cup", "extra": 1}', "a cup", None, None, "unknown goal field(s): extra"),
+        ('{"text": "a cup", "multi": "yes"}', "a cup", None, None, "'multi' must be true or false, got 'yes'"),
+        ("[1, 2]", "[1, 2]", None, None, None),  # not an object: plain text (the pipeline judges it)
+        ('{"a": ', '{"a": ', None, None, "malformed JSON goal"),
+        ("{}", "", None, None, None),  # empty text: the pipeline answers "empty goal"
+    ],
+)
+def test_goal_from_message(data, text, goal_id, multi, error):
+    goal = goal_from_message(data)
+    assert goal.text == text and goal.multi == multi
+    if goal_id:
+        assert goal.id == goal_id
+    assert (goal.error or "").startswith(error or "") and bool(goal.error) == bool(error)
+
+
+def test_goal_too_long():
+    assert "too long" in goal_from_message("x" * 20_000, max_chars=10_000).error
+
+
+def _cdr(payload: bytes) -> bytes:
+    return b"\x00\x01\x00\x00" + struct.pack("<I", len(payload) + 1) + payload + b"\x00"
+
+
+def test_goal_from_cdr_decodes_and_rejects_invalid_utf8():
+    assert goal_from_cdr(_cdr(json.dumps({"id": "q", "text": "tasse"}).encode())).id == "q"
+    assert goal_from_cdr(_cdr("la tasse à café".encode())).text == "la tasse à café"
+    assert "not valid UTF-8" in goal_from_cdr(_cdr(b"\xff\xfe")).error
+    assert "malformed goal message" in goal_from_cdr(b"\x00\x01").error
+    assert string_from_cdr(b"\x00\x00\x00\x00" + struct.pack(">I", 3) + b"ab\x00") == b"ab"  # big endian
+
+
+def test_cdr_matches_rclpy_serialization():
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import String
+
+    assert string_from_cdr(serialize_message(String(data="the red cup"))) == b"the red cup"
