@@ -195,11 +195,7 @@ class SegZeroNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        if self.worker is not None:
-            self.worker.stop()
+        self._stop_processing()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -207,13 +203,17 @@ class SegZeroNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._release()
+        return super().on_shutdown(state)
+
+    def _stop_processing(self) -> None:
+        """Drop the subscriptions and stop the worker (pending goals are answered)."""
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
         if self.worker is not None:
             self.worker.stop()
-        self._release()
-        return super().on_shutdown(state)
 
     def _release(self) -> None:
         for pub in self._pubs.values():

@@ -5,8 +5,8 @@ they load through the same code as real checkpoints:
 
 - a tiny Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``, ~0.2 M parameters) with a processor whose
   tokenizer is a byte-level BPE trained here with Qwen's special tokens and the Qwen2.5-VL chat template.
-  Its weights are random, then fitted for a few seconds to always answer in the protocol format with a
-  fixed box (``TINY_ANSWERS``), so the whole pipeline runs; its boxes carry no meaning;
+  Its weights are random, then fitted for a few minutes to answer ``FIT_GOAL`` on any scene in the protocol
+  format with a fixed box (``TINY_ANSWERS``), so the whole pipeline runs; its boxes carry no meaning;
 - a tiny SAM2 from the ``sam2`` package's hiera-tiny config with hydra overrides (smaller trunk, 256 input),
   random weights, saved as a checkpoint loaded by ``sam2.build_sam.build_sam2``. Its masks carry no meaning.
 
@@ -72,7 +72,7 @@ TINY_ANSWERS = {
     "multi": "<think>The goal names one object.</think>"
     '<answer>[{"bbox_2d": [300,280,560,600], "point_2d": [430,440]}]</answer>',
 }
-FIT_GOALS = ("the red cup", "the mug I could pour coffee into", "the object on the left", "x")
+FIT_GOAL = "the red cup"  # the goal the fitted answers are taught for (others may give garbled answers)
 
 # Hydra overrides that shrink sam2.1 hiera-t: 5 narrow trunk blocks (one global), width 64, 256-pixel input.
 TINY_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -146,7 +146,7 @@ def _build_once(name: str, build) -> Path:
 
 
 def _tokenizer_corpus() -> list[str]:
-    goals = [*FIT_GOALS, "the cup on the table", "something to hold water", "the biggest box"]
+    goals = [FIT_GOAL, "the cup on the table", "something to hold water", "the biggest box"]
     corpus = [build_prompt(g, p) for g in goals for p in ("segzero", "multi")]
     corpus += list(TINY_ANSWERS.values()) * 50  # frequent enough that BPE merges them into few tokens
     corpus += [" ".join(str(n) for n in range(i, i + 50)) for i in range(0, 1000, 50)]
@@ -261,10 +261,10 @@ def random_scene(seed: int, size: int = 840) -> np.ndarray:
     return img
 
 
-def fit_answers(model, processor, max_steps: int = 1500, lr: float = 3e-3) -> int:
-    """Teach the tiny model to answer ``TINY_ANSWERS`` for any scene and goal; returns the steps taken.
+def fit_answers(model, processor, max_steps: int = 600, lr: float = 3e-3) -> int:
+    """Teach the tiny model to answer ``TINY_ANSWERS`` for ``FIT_GOAL`` on any scene; returns the steps taken.
 
-    Most steps use 56-pixel images (cheap); every fourth uses the reference's 840 pixels, so that size works.
+    Steps alternate 56-pixel images (cheap) and the reference's 840 pixels, so that size works.
     Stops once every sample's answer is the greedy choice at every position under teacher forcing, which is
     exactly when greedy generation reproduces it.
     """
@@ -283,7 +283,7 @@ def fit_answers(model, processor, max_steps: int = 1500, lr: float = 3e-3) -> in
         labels[:, :n_prompt] = -100
         return dict(full), labels
 
-    combos = [(p, g) for p in TINY_ANSWERS for g in FIT_GOALS]
+    combos = [(p, FIT_GOAL) for p in TINY_ANSWERS]
     small = [sample(p, g, 56, i) for i, (p, g) in enumerate(combos)]
     large = [sample(p, g, 840, 100 + i) for i, (p, g) in enumerate(combos)]
     torch.manual_seed(SEED)
@@ -291,8 +291,8 @@ def fit_answers(model, processor, max_steps: int = 1500, lr: float = 3e-3) -> in
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     correct_small, correct_large = [False] * len(small), [False] * len(large)
     for step in range(1, max_steps + 1):
-        pool, correct = (large, correct_large) if step % 4 == 0 else (small, correct_small)
-        k = (step // 4 if pool is large else step) % len(pool)
+        pool, correct = (large, correct_large) if step % 2 == 0 else (small, correct_small)
+        k = (step // 2) % len(pool)
         inputs, labels = pool[k]
         out = model(**inputs, labels=labels)
         correct[k] = _greedy_matches(out.logits, labels)
@@ -312,20 +312,26 @@ def _greedy_matches(logits, labels) -> bool:
     return bool((predicted[keep] == target[keep]).all())
 
 
-def tiny_reasoner_path() -> Path:
-    """A saved tiny Qwen2.5-VL (model + processor), built and fitted on first use (~1 min on CPU)."""
+def tiny_reasoner_path(fitted: bool = True) -> Path:
+    """A saved tiny Qwen2.5-VL (model + processor), built on first use.
+
+    ``fitted=True`` also teaches it ``TINY_ANSWERS`` (minutes on CPU; for the demo and the node's tiny preset);
+    ``fitted=False`` keeps the random weights (seconds; enough for tests of inputs and parsing).
+    """
 
     def build(folder: Path) -> None:
         LOG.info("building the tiny Qwen2.5-VL reasoner in %s", folder)
         tokenizer = build_tokenizer()
         processor = build_processor(tokenizer)
         model = build_model(tokenizer)
-        steps = fit_answers(model, processor)
-        LOG.info("tiny reasoner fitted in %d steps", steps)
+        if fitted:
+            LOG.info("fitting the tiny reasoner to answer in the protocol format (a few minutes on CPU)")
+            LOG.info("tiny reasoner fitted in %d steps", fit_answers(model, processor))
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
 
-    return _build_once(f"tiny-qwen2_5_vl-{TINY_VERSION}", build)
+    kind = "fitted" if fitted else "random"
+    return _build_once(f"tiny-qwen2_5_vl-{kind}-{TINY_VERSION}", build)
 
 
 # --- segmenter ------------------------------------------------------------------------------------

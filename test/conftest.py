@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
 def tiny_reasoner_dir() -> Path:
+    """The tiny Qwen2.5-VL with random weights (its answers are garbled: force them with ``force_answer``)."""
     from segzero_ros.tiny import tiny_reasoner_path
 
-    return tiny_reasoner_path()
+    return tiny_reasoner_path(fitted=False)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,15 @@ def tiny_sam2_config():
     from segzero_ros.tiny import tiny_segmenter_config
 
     return tiny_segmenter_config()
+
+
+def force_answer(model, tokenizer, monkeypatch, answer: str, on_class: bool = False) -> None:
+    """Make ``generate`` return the prompt followed by the tokens of ``answer`` and ``<|im_end|>``."""
+    answer_ids = tokenizer(answer, return_tensors="pt")["input_ids"]
+    eos = torch.tensor([[tokenizer.convert_tokens_to_ids("<|im_end|>")]])
+
+    def fake_generate(*args, input_ids=None, **_):
+        input_ids = input_ids if input_ids is not None else args[-1]
+        return torch.cat([input_ids, answer_ids, eos], dim=1)
+
+    monkeypatch.setattr(model, "generate", fake_generate)

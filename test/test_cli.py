@@ -6,10 +6,24 @@ import json
 
 import numpy as np
 import pytest
+from conftest import force_answer
 from PIL import Image
 
 from segzero_ros.cli import main
 from segzero_ros.scenes import demo_scene
+from segzero_ros.tiny import TINY_ANSWERS
+
+
+@pytest.fixture()
+def tiny_answers(tiny_reasoner_dir, monkeypatch):
+    """The CLI's --tiny reasoner: the random-weight tiny model, its generate forced to the protocol answer."""
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLForConditionalGeneration
+
+    import segzero_ros.tiny
+
+    monkeypatch.setattr(segzero_ros.tiny, "tiny_reasoner_path", lambda fitted=True: tiny_reasoner_dir)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_reasoner_dir)
+    force_answer(Qwen2_5_VLForConditionalGeneration, tokenizer, monkeypatch, TINY_ANSWERS["segzero"])
 
 
 @pytest.fixture()
@@ -19,7 +33,7 @@ def image_path(tmp_path):
     return path
 
 
-def test_infer_writes_masks_overlay_and_json(tiny_reasoner_dir, tiny_sam2_config, image_path, tmp_path, capsys):
+def test_infer_writes_masks_overlay_and_json(tiny_answers, tiny_sam2_config, image_path, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
         ["-q", "infer", "--tiny", "--image", str(image_path), "--goal", "the red cup", "--out", str(out), "--json"]
@@ -55,7 +69,7 @@ def test_segment_alone(tiny_sam2_config, image_path, tmp_path, capsys):
     assert Image.open(out / "mask.png").size == (800, 600)
 
 
-def test_demo_says_it_used_tiny_weights(tiny_reasoner_dir, tiny_sam2_config, tmp_path, capsys):
+def test_demo_says_it_used_tiny_weights(tiny_answers, tiny_sam2_config, tmp_path, capsys):
     code = main(["-q", "demo", "--out", str(tmp_path / "demo")])
     err = capsys.readouterr().err
     assert code == 0

@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import force_answer
 
 from segzero_ros.pipeline import GoalError, Pipeline, check_goal, describe_error
 from segzero_ros.reasoner import Reasoner, ReasonerConfig
 from segzero_ros.scenes import demo_scene
 from segzero_ros.segmenter import make_segmenter
+from segzero_ros.tiny import TINY_ANSWERS
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,12 @@ def pipeline(tiny_reasoner_dir, tiny_sam2_config) -> Pipeline:
     return Pipeline(reasoner, make_segmenter(tiny_sam2_config))
 
 
-def test_run_gives_masks_at_image_size(pipeline):
+def _answer(pipeline, monkeypatch, protocol="segzero"):
+    force_answer(pipeline.reasoner.model, pipeline.reasoner.processor.tokenizer, monkeypatch, TINY_ANSWERS[protocol])
+
+
+def test_run_gives_masks_at_image_size(pipeline, monkeypatch):
+    _answer(pipeline, monkeypatch)
     rgb, _ = demo_scene(1280, 720)
     result = pipeline.run(rgb, "the red cup", goal_id="g1")
     assert result.ok, result.error
@@ -40,9 +47,10 @@ def test_run_gives_masks_at_image_size(pipeline):
     assert {"reason_ms", "segment_ms", "total_ms", "generate_ms"} <= set(summary["timings_ms"])
 
 
-def test_multi_goal_uses_multi_protocol(pipeline):
+def test_multi_goal_uses_multi_protocol(pipeline, monkeypatch):
+    _answer(pipeline, monkeypatch, "multi")
     rgb, _ = demo_scene(640, 480)
-    result = pipeline.run(rgb, "all cups", multi=True)
+    result = pipeline.run(rgb, "the red cup", multi=True)
     assert result.ok and result.protocol == "multi"
     assert "bbox_2d" in result.text
 
@@ -64,6 +72,13 @@ def test_bad_images_fail_with_a_reason(pipeline, image):
     assert not result.ok and "image" in result.error
 
 
+def test_garbled_answer_is_an_error_result_without_masks(pipeline, monkeypatch):
+    force_answer(pipeline.reasoner.model, pipeline.reasoner.processor.tokenizer, monkeypatch, "no idea")
+    result = pipeline.run(demo_scene(320, 240)[0], "the cup")
+    assert not result.ok and "no <answer> tag" in result.error and result.masks == []
+    assert result.text == "no idea"
+
+
 def test_segmenter_failure_and_oom_become_error_results(pipeline, monkeypatch):
     class FakeOOM(RuntimeError):
         pass
@@ -73,6 +88,7 @@ def test_segmenter_failure_and_oom_become_error_results(pipeline, monkeypatch):
     def boom(*_):
         raise FakeOOM("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    _answer(pipeline, monkeypatch)
     monkeypatch.setattr(pipeline.segmenter, "segment", boom)
     result = pipeline.run(demo_scene(320, 240)[0], "the cup")
     assert not result.ok and result.error.startswith("out of memory")

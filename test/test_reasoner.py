@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import force_answer
 from PIL import Image
 
 from segzero_ros.protocol import build_prompt
 from segzero_ros.reasoner import Reasoner, ReasonerConfig, interpret_answer
 from segzero_ros.scenes import demo_scene
-from segzero_ros.tiny import TINY_ANSWERS
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +60,7 @@ def test_inputs_equal_reference_recipe(reasoner, tmp_path, protocol, goal):
 
 
 def _force_answer(reasoner, monkeypatch, answer: str) -> None:
-    """Make ``generate`` return the prompt followed by the tokens of ``answer``."""
-    answer_ids = reasoner.processor.tokenizer(answer, return_tensors="pt")["input_ids"]
-    eos = torch.tensor([[reasoner.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")]])
-
-    def fake_generate(input_ids, **_):
-        return torch.cat([input_ids, answer_ids, eos], dim=1)
-
-    monkeypatch.setattr(reasoner.model, "generate", fake_generate)
+    force_answer(reasoner.model, reasoner.processor.tokenizer, monkeypatch, answer)
 
 
 def test_forced_segzero_answer_is_scaled_like_the_reference(reasoner, monkeypatch):
@@ -107,16 +100,6 @@ def test_garbled_answer_is_a_failed_reasoning_not_an_exception(reasoner, monkeyp
     assert not out.ok
     assert "no <answer> tag" in out.error
     assert out.text == "I think it is the cup on the left"
-
-
-def test_fitted_tiny_reasoner_answers_in_format(reasoner):
-    rgb, _ = demo_scene(1280, 720, seed=11)
-    for protocol in ("segzero", "multi"):
-        out = reasoner.reason(rgb, "the blue box", protocol=protocol)
-        assert out.text == TINY_ANSWERS[protocol]
-        assert out.ok, out.error
-        assert out.new_tokens < 96  # stopped at <|im_end|>, not at max_new_tokens
-        assert out.prompt_tokens > 900
 
 
 def test_interpret_answer_strict_mode_keeps_reference_failures():
