@@ -232,20 +232,23 @@ class SegZeroNode(LifecycleNode):
     # --- callbacks: convert and store, nothing more ----------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            array = image_to_numpy(msg, max_size=self.value("max_image_size"))
-        except ImageConversionError as exc:
-            self._drop_frame(str(exc))
-            return
-        self.worker.offer_frame(Frame(array=array, encoding=msg.encoding, header=msg.header))
+        self._offer(msg, lambda m, size: (image_to_numpy(m, max_size=size), m.encoding))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        def decode(m: CompressedImage, size: int) -> tuple[Any, str]:
+            array = compressed_to_numpy(m, max_size=size)
+            return array, "rgb8" if array.ndim == 3 else "mono8"
+
+        self._offer(msg, decode)
+
+    def _offer(self, msg: Any, decode: Any) -> None:
+        """Decode ``msg`` into the worker's newest frame, or drop it with the reason."""
         try:
-            array = compressed_to_numpy(msg, max_size=self.value("max_image_size"))
+            array, encoding = decode(msg, self.value("max_image_size"))
         except ImageConversionError as exc:
             self._drop_frame(str(exc))
             return
-        self.worker.offer_frame(Frame(array=array, encoding="rgb8" if array.ndim == 3 else "mono8", header=msg.header))
+        self.worker.offer_frame(Frame(array=array, encoding=encoding, header=msg.header))
 
     def _drop_frame(self, reason: str) -> None:
         self.worker.stats.frames_dropped += 1

@@ -13,6 +13,7 @@ import numpy as np
 from segzero_ros.protocol import Target
 from segzero_ros.reasoner import Reasoner, Reasoning
 from segzero_ros.segmenter import Segmenter
+from segzero_ros.segmenter.base import check_rgb
 
 LOG = logging.getLogger(__name__)
 
@@ -127,8 +128,7 @@ class Pipeline:
         start = time.perf_counter()
         try:
             goal = check_goal(goal, self.max_goal_chars)
-            if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-                raise ValueError(f"expected an H×W×3 uint8 RGB image, got {getattr(rgb, 'shape', type(rgb))}")
+            check_rgb(rgb)
             reasoning = self.reasoner.reason(rgb, goal, protocol)
             self._take_reasoning(result, reasoning)
             if reasoning.ok:
