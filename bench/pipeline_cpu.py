@@ -36,22 +36,33 @@ def bench(repeats: int) -> dict:
     from segzero_ros.reasoner import Reasoner, ReasonerConfig, interpret_answer
     from segzero_ros.scenes import demo_scene
     from segzero_ros.segmenter import SegmenterConfig, make_segmenter
-    from segzero_ros.tiny import TINY_SAM2_CONFIG, tiny_reasoner_path, tiny_segmenter_config
+    from segzero_ros.tiny import (
+        TINY_IMAGE_SIZE,
+        TINY_SAM2_CONFIG,
+        random_sam2_checkpoint,
+        tiny_reasoner_path,
+        tiny_segmenter_config,
+    )
 
     torch.manual_seed(0)
     rgb, _ = demo_scene(1280, 720)
-    reasoner = Reasoner(ReasonerConfig(model=str(tiny_reasoner_path()), local_files_only=True, max_new_tokens=96))
+    reasoner = Reasoner(
+        ReasonerConfig(
+            model=str(tiny_reasoner_path()), image_size=TINY_IMAGE_SIZE, local_files_only=True, max_new_tokens=96
+        )
+    )
     inputs = reasoner.prepare(rgb, "the red cup")
     new_tokens = reasoner.generate(inputs)
     text = reasoner.decode(new_tokens)
-    targets = interpret_answer(text, "segzero", False, 840, (1280, 720)).targets or [
+    targets = interpret_answer(text, "segzero", False, TINY_IMAGE_SIZE, (1280, 720)).targets or [
         Target(bbox=(400, 200, 700, 500), points=[(550, 350)])
     ]
     stages = {
         "preprocess_ms": _median_ms(lambda: reasoner.prepare(rgb, "the red cup"), repeats),
         "generate_ms": _median_ms(lambda: reasoner.generate(inputs), repeats),
         "decode_parse_ms": _median_ms(
-            lambda: interpret_answer(reasoner.decode(new_tokens), "segzero", False, 840, (1280, 720)), repeats
+            lambda: interpret_answer(reasoner.decode(new_tokens), "segzero", False, TINY_IMAGE_SIZE, (1280, 720)),
+            repeats,
         ),
     }
     out = {
@@ -63,7 +74,7 @@ def bench(repeats: int) -> dict:
     for name, config in {
         "sam2_tiny_test_model": tiny_segmenter_config(),
         "sam2.1_hiera_t_1024": SegmenterConfig(
-            model=str(_random_checkpoint(TINY_SAM2_CONFIG)), config=TINY_SAM2_CONFIG, device="cpu"
+            model=str(random_sam2_checkpoint(TINY_SAM2_CONFIG)), config=TINY_SAM2_CONFIG, device="cpu"
         ),
     }.items():
         segmenter = make_segmenter(config)
@@ -78,21 +89,6 @@ def bench(repeats: int) -> dict:
     out["tiny_total_ms"] = total
     out["share_of_tiny_total"] = {k: round(v / total, 3) for k, v in stages.items()}
     return out
-
-
-def _random_checkpoint(config: str) -> Path:
-    """Random weights for an unmodified sam2 config, saved once in the cache (real size, meaningless masks)."""
-    import torch
-    from sam2.build_sam import build_sam2
-
-    from segzero_ros.tiny import cache_dir
-
-    path = cache_dir() / "bench" / (Path(config).stem + "_random.pt")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        torch.save({"model": build_sam2(config, None, device="cpu").state_dict()}, path)
-    return path
 
 
 def main() -> None:

@@ -42,20 +42,26 @@ def _segmenter_config(args: argparse.Namespace):
     from segzero_ros.tiny import tiny_segmenter_config
 
     if args.tiny:
-        return tiny_segmenter_config(device=args.device)
+        return tiny_segmenter_config(device=args.device, backend=args.sam2_backend)
     return SegmenterConfig(
-        model=args.sam2, config=args.sam2_config, device=args.device, local_files_only=args.local_files_only
+        backend=args.sam2_backend,
+        model=args.sam2,
+        config=args.sam2_config,
+        device=args.device,
+        local_files_only=args.local_files_only,
     )
 
 
 def _reasoner(args: argparse.Namespace):
     from segzero_ros.reasoner import Reasoner, ReasonerConfig
-    from segzero_ros.tiny import tiny_reasoner_path
+    from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path
 
     model = str(tiny_reasoner_path()) if args.tiny else args.reasoner
     LOG.info("loading reasoner %s (a 7B model takes a few minutes and ~16 GB)", model)
+    image_size = args.image_size or (TINY_IMAGE_SIZE if args.tiny else ReasonerConfig.image_size)
     config = ReasonerConfig(
         model=model,
+        image_size=image_size,
         protocol="multi" if args.multi else "segzero",
         strict=args.strict,
         device=args.device,
@@ -154,7 +160,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rgb, _ = demo_scene(1280, 720)
     _write_png(out / "scene.png", rgb)
     if args.tiny:
-        LOG.info("building or loading the tiny offline models (first run: about a minute)")
+        LOG.info("building or loading the tiny offline models (first run: a few minutes)")
+    if args.node:
+        return _demo_through_node(args, rgb, out)
     pipeline = Pipeline(_reasoner(args), make_segmenter(_segmenter_config(args)))
     result = pipeline.run(rgb, args.goal)
     code = _save_result(result, rgb, out, args.json)
@@ -164,9 +172,103 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from segzero_ros.segmenter import SegmenterConfig
+    from segzero_ros.segmenter.export import export_sam2
+    from segzero_ros.segmenter.torch import load_sam2, resolve_checkpoint
+    from segzero_ros.tiny import tiny_segmenter_config
+
+    if args.tiny:
+        config = tiny_segmenter_config(multimask_output=not args.single_mask)
+    else:
+        config = SegmenterConfig(
+            model=args.checkpoint,
+            config=args.config,
+            overrides=list(args.override),
+            multimask_output=not args.single_mask,
+            local_files_only=args.local_files_only,
+        )
+    config_name, checkpoint = resolve_checkpoint(config)
+    info = export_sam2(
+        load_sam2(config, "cpu"), args.out, config_name, checkpoint, config.overrides, config.multimask_output
+    )
+    print(json.dumps({"out": str(args.out), **info.__dict__}))
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
+    return 0
+
+
+def _node_params(args: argparse.Namespace) -> list[str]:
+    """``--ros-args`` parameters that give the node the models the command line names."""
+    if args.tiny:
+        values = {"preset": "tiny", "segmenter.backend": args.sam2_backend}
+    else:
+        values = {
+            "reasoner.model": args.reasoner,
+            "reasoner.device": args.device,
+            "reasoner.protocol": "multi" if args.multi else "segzero",
+            "reasoner.strict": args.strict,
+            "reasoner.max_new_tokens": args.max_new_tokens,
+            "reasoner.local_files_only": args.local_files_only,
+            "segmenter.backend": args.sam2_backend,
+            "segmenter.model": args.sam2,
+            "segmenter.config": args.sam2_config or "",
+            "segmenter.device": args.device,
+        }
+        if args.image_size:
+            values["reasoner.image_size"] = args.image_size
+    out = []
+    for name, value in values.items():
+        out += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str | bool) else value}"]
+    return out
+
+
+def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> int:
+    """Start ``segzero_node`` as its own process, send it the scene and the goal over topics, save its answer."""
+    import os
+    import signal
+    import subprocess
+
+    from segzero_ros.client import TopicClient
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this demo talks to itself only
+    log_path = out / "node.log"
+    command = [sys.executable, "-m", "segzero_ros.node", "--ros-args", *_node_params(args)]
+    LOG.info("starting the node (log: %s): %s", log_path, " ".join(command[1:]))
+    with open(log_path, "w") as log:
+        node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    client = TopicClient()
+    try:
+        if not client.wait_for_node(args.node_timeout):
+            print(f"segzero: the node did not become active in {args.node_timeout:.0f} s; see {log_path}")
+            return 1
+        LOG.info("node active; streaming the scene on 'image' and sending %r on 'goal'", args.goal)
+        answer = client.segment(rgb, args.goal, timeout=args.node_timeout)
+    except TimeoutError as exc:
+        print(f"segzero: {exc}; see {log_path}")
+        return 1
+    finally:
+        client.close()
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:
+            node.kill()
+    (out / "result.json").write_text(json.dumps(answer.result, indent=2) + "\n")
+    LOG.info("wrote %s (the node's 'result' message)", out / "result.json")
+    if answer.mask is not None:
+        _write_png(out / "mask.png", answer.mask[:, :, 0] if answer.mask.ndim == 3 else answer.mask)
+    if answer.overlay is not None:
+        _write_png(out / "overlay.png", answer.overlay)
+    print(json.dumps(answer.result) if args.json else json.dumps(answer.result, indent=2))
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
+    return 0 if args.tiny or answer.result.get("status") == "ok" else 1
+
+
 def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
     from segzero_ros.reasoner import SEGZERO_7B
-    from segzero_ros.segmenter.base import SAM2_LARGE
+    from segzero_ros.segmenter.base import BACKENDS, SAM2_LARGE
 
     g = p.add_argument_group("models")
     if tiny_default:
@@ -175,14 +277,20 @@ def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> N
     g.add_argument("--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id or local folder")
     g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id or local checkpoint")
     g.add_argument("--sam2-config", default=None, help="sam2 config for a local checkpoint with an unusual name")
+    g.add_argument("--sam2-backend", default="torch", choices=BACKENDS, help="SAM2 backend (onnx: ONNX Runtime)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--multi", action="store_true", help="multi-object protocol (VisionReasoner answers)")
     g.add_argument("--strict", action="store_true", help="parse answers exactly as the reference code")
     g.add_argument("--max-new-tokens", type=int, default=1024)
+    g.add_argument(
+        "--image-size", type=int, default=None, help="square side the reasoner sees (default 840; tiny models 112)"
+    )
     g.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face hub")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from segzero_ros.segmenter.base import SAM2_LARGE
+
     parser = argparse.ArgumentParser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="folder for scene.png, overlay.png, mask*.png, result.json")
     p.add_argument("--goal", default="the red cup")
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
+    p.add_argument("--node", action="store_true", help="run it through segzero_node (ROS 2 topics) as robots do")
+    p.add_argument("--node-timeout", type=float, default=900.0, help="seconds to wait for the node, then its result")
     _add_model_args(p, tiny_default=True)
     p.set_defaults(func=cmd_demo)
 
@@ -209,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="segment_out")
     _add_model_args(p)
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("export-onnx", help="export SAM2 to ONNX (encoder.onnx + decoder.onnx + export.json)")
+    p.add_argument("--checkpoint", default=SAM2_LARGE, help="Hugging Face id or local SAM2 checkpoint")
+    p.add_argument("--config", default=None, help="sam2 config (default: from the id or the file name)")
+    p.add_argument("--override", action="append", default=[], help="hydra override of the config (repeatable)")
+    p.add_argument("--single-mask", action="store_true", help="decoder gives one mask instead of SAM2's three")
+    p.add_argument("--out", required=True, help="folder for the graphs")
+    p.add_argument("--tiny", action="store_true", help="export the tiny offline SAM2")
+    p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face hub")
+    p.set_defaults(func=cmd_export_onnx)
     return parser
 
 

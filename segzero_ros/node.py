@@ -8,10 +8,11 @@ worker runs only while active. Every goal gets exactly one message on ``result``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -26,10 +27,13 @@ from std_msgs.msg import Empty, String
 from segzero_ros import params
 from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, image_to_numpy, numpy_to_image, to_rgb8
 from segzero_ros.overlay import draw_overlay
-from segzero_ros.pipeline import Pipeline, Result
-from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr
+from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal
+from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, percentile
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Goals: a deep reader history, so a burst of goals is queued in full and each one gets its result.
+GOAL_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 BEST_EFFORT = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 
 
@@ -50,11 +54,15 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
 
     tiny = values["preset"] == "tiny"
     if tiny:
-        from segzero_ros.tiny import tiny_reasoner_path, tiny_segmenter_config
+        from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path, tiny_segmenter_config
 
-        reasoner_model, seg_config = str(tiny_reasoner_path()), tiny_segmenter_config(device="cpu")
+        reasoner_model, seg_config = (
+            str(tiny_reasoner_path()),
+            tiny_segmenter_config(device="cpu", backend=values["segmenter.backend"]),
+        )
+        image_size = TINY_IMAGE_SIZE  # the size the tiny reasoner was fitted at
     else:
-        reasoner_model = values["reasoner.model"]
+        reasoner_model, image_size = values["reasoner.model"], values["reasoner.image_size"]
         seg_config = SegmenterConfig(
             backend=values["segmenter.backend"],
             model=values["segmenter.model"],
@@ -67,7 +75,7 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
             model=reasoner_model,
             protocol=values["reasoner.protocol"],
             strict=values["reasoner.strict"],
-            image_size=values["reasoner.image_size"],
+            image_size=image_size,
             max_new_tokens=values["reasoner.max_new_tokens"],
             device="cpu" if tiny else values["reasoner.device"],
             dtype=values["reasoner.dtype"],
@@ -75,6 +83,11 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
         )
     )
     return Pipeline(reasoner, make_segmenter(seg_config), max_goal_chars=values["max_goal_chars"])
+
+
+def _ms(value: float | None, digits: int = 3) -> str:
+    """A timing for diagnostics: fixed digits, empty when nothing was measured yet."""
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def result_json(result: Result, header: Any, models: dict[str, str]) -> str:
@@ -97,6 +110,8 @@ class SegZeroNode(LifecycleNode):
         for param in params.PARAMETERS:
             self.declare_parameter(param.name, param.default, _descriptor(param))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._drop_logged: dict[str, float] = {}
+        self._max_image_size = int(self.value("max_image_size"))  # read per frame: kept out of the parameter API
         self.pipeline: Pipeline | None = None
         self.worker: GoalWorker | None = None
         self._subs: list[Any] = []
@@ -125,6 +140,8 @@ class SegZeroNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _apply_live(self, name: str, value: Any) -> None:
+        if name == "max_image_size":
+            self._max_image_size = int(value)
         if self.worker is not None and name == "image_timeout_s":
             self.worker.image_timeout_s = float(value)
         if self.worker is not None and name == "max_pending_goals":
@@ -144,10 +161,13 @@ class SegZeroNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self.values()
         self._state = "loading"
-        self.get_logger().info(
-            f"loading models: reasoner {'tiny' if values['preset'] == 'tiny' else values['reasoner.model']} "
-            f"(device {values['reasoner.device']}), SAM2 {values['segmenter.model']} ({values['segmenter.backend']})"
-        )
+        if values["preset"] == "tiny":
+            self.get_logger().info("loading the offline tiny models (preset tiny; built on first use, minutes)")
+        else:
+            self.get_logger().info(
+                f"loading models: reasoner {values['reasoner.model']} (device {values['reasoner.device']}), "
+                f"SAM2 {values['segmenter.model']} ({values['segmenter.backend']}, device {values['segmenter.device']})"
+            )
         try:
             self.pipeline = build_pipeline(values)
         except Exception as exc:
@@ -179,17 +199,16 @@ class SegZeroNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        image_qos = qos_profile_sensor_data if self.value("image_qos") == "sensor_data" else RELIABLE_LATEST
         if self.value("compressed_input"):
             self._subs.append(
-                self.create_subscription(
-                    CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data
-                )
+                self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, image_qos)
             )
         else:
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data))
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, image_qos))
         # Raw: goal bytes are decoded here, so invalid UTF-8 becomes an error result instead of an exception.
-        self._subs.append(self.create_subscription(String, "goal", self._on_goal, RELIABLE, raw=True))
-        self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, RELIABLE))
+        self._subs.append(self.create_subscription(String, "goal", self._on_goal, GOAL_QOS, raw=True))
+        self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, GOAL_QOS))
         self.worker.start()
         self.get_logger().info("active: waiting for images on 'image' and goals on 'goal'")
         return super().on_activate(state)
@@ -243,19 +262,32 @@ class SegZeroNode(LifecycleNode):
 
     def _offer(self, msg: Any, decode: Any) -> None:
         """Decode ``msg`` into the worker's newest frame, or drop it with the reason."""
+        t0 = time.perf_counter()
         try:
-            array, encoding = decode(msg, self.value("max_image_size"))
+            array, encoding = decode(msg, self._max_image_size)
         except ImageConversionError as exc:
             self._drop_frame(str(exc))
             return
         self.worker.offer_frame(Frame(array=array, encoding=encoding, header=msg.header))
+        self.worker.stats.callback_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _drop_frame(self, reason: str) -> None:
+        """Count the drop; log each distinct reason at most once per 5 s (a broken camera repeats itself)."""
         self.worker.stats.frames_dropped += 1
-        self.get_logger().warning(f"dropped a frame: {reason}", throttle_duration_sec=5.0)
+        now = time.monotonic()
+        if now - self._drop_logged.get(reason, -1e9) >= 5.0:
+            if len(self._drop_logged) > 64:
+                self._drop_logged.clear()
+            self._drop_logged[reason] = now
+            self.get_logger().warning(f"dropped a frame: {reason}")
 
     def _on_goal(self, data: bytes) -> None:
         goal = goal_from_cdr(data)
+        if goal.error is None and self.pipeline is not None:
+            try:  # refuse unusable text now rather than after waiting in the queue
+                check_goal(goal.text, self.pipeline.max_goal_chars)
+            except GoalError as exc:
+                goal.error = str(exc)
         self.get_logger().info(f"goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else ""))
         self.worker.submit(goal)
 
@@ -291,15 +323,19 @@ class SegZeroNode(LifecycleNode):
                 rgb = to_rgb8(frame.array, frame.encoding)
                 overlay.publish(numpy_to_image(draw_overlay(rgb, result.targets, result.masks), "rgb8", header))
             result.timings_ms["publish_ms"] = (time.perf_counter() - t0) * 1e3
+            self.worker.stats.publish_ms.append(result.timings_ms["publish_ms"])
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
         self._pubs["result"].publish(String(data=result_json(result, header, self._models)))
-        level = self.get_logger().info if result.ok else self.get_logger().warning
-        level(
+        summary = (
             f"goal {result.goal_id}: {result.status}"
             + (f" ({result.error})" if result.error else "")
             + f" in {result.timings_ms.get('total_ms', 0):.0f} ms"
         )
+        if result.ok:  # one call site per severity: rclpy refuses to change a call site's severity
+            self.get_logger().info(summary)
+        else:
+            self.get_logger().warning(summary)
 
     # --- diagnostics -----------------------------------------------------------------------------
 
@@ -320,8 +356,13 @@ class SegZeroNode(LifecycleNode):
             "goals_ok": stats.goals_ok,
             "goals_failed": stats.goals_failed,
             "goals_pending": worker.pending,
-            "latency_p50_ms": "" if p50 is None else f"{p50:.0f}",
-            "latency_p95_ms": "" if p95 is None else f"{p95:.0f}",
+            "latency_p50_ms": _ms(p50, 0),
+            "latency_p95_ms": _ms(p95, 0),
+            **{
+                f"{name}_{label}_ms": _ms(percentile(window, q))
+                for name, window in (("callback", stats.callback_ms), ("publish", stats.publish_ms))
+                for label, q in (("p50", 50), ("p99", 99))
+            },
         }
         level = DiagnosticStatus.ERROR if state == "error" else DiagnosticStatus.OK
         status = DiagnosticStatus(
@@ -336,8 +377,8 @@ class SegZeroNode(LifecycleNode):
         self._diag_pub.publish(msg)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console script ``segzero_node``: run the node until Ctrl-C."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console script ``segzero_node``: run the node until Ctrl-C, then exit the process."""
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = SegZeroNode()
     executor = SingleThreadedExecutor()
@@ -353,13 +394,23 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        start = time.monotonic()
+        node.get_logger().info("shutting down")
         if node.worker is not None:
             node.worker.stop(timeout=5.0)
+        if node.pipeline is not None:
+            node.pipeline.close()
         node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
-    return code
+        node.get_logger().info(f"shut down in {time.monotonic() - start:.1f} s")
+    # Everything the node owns is released above. Interpreter finalisation of the loaded ML and DDS libraries
+    # was seen to stall exit for over 25 s on a loaded machine, so the process ends here once output is flushed.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

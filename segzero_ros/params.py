@@ -34,7 +34,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "preset",
         "",
-        "'' for the models named below; 'tiny' for the offline tiny models (tests, demo)",
+        "'' for the models named below; 'tiny' for the offline tiny models at image size 112 (tests, demo)",
         choices=("", "tiny"),
         read_only=True,
     ),
@@ -42,6 +42,13 @@ PARAMETERS: tuple[Param, ...] = (
         "compressed_input",
         False,
         "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image",
+        read_only=True,
+    ),
+    Param(
+        "image_qos",
+        "sensor_data",
+        "QoS of the image subscription: sensor_data (best effort, as most camera drivers) or reliable",
+        choices=("sensor_data", "reliable"),
         read_only=True,
     ),
     Param("max_image_size", 8192, "largest accepted image width or height, pixels", low=16, high=16384, step=1),

@@ -5,33 +5,29 @@ they load through the same code as real checkpoints:
 
 - a tiny Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``, ~0.2 M parameters) with a processor whose
   tokenizer is a byte-level BPE trained here with Qwen's special tokens and the Qwen2.5-VL chat template.
-  Its weights are random, then fitted for a few minutes to answer ``FIT_GOAL`` on any scene in the protocol
-  format with a fixed box (``TINY_ANSWERS``), so the whole pipeline runs; its boxes carry no meaning;
+  Its weights are random, then fitted briefly to answer ``FIT_GOAL``, seen at ``TINY_IMAGE_SIZE``, in the
+  protocol format with a fixed box (``TINY_ANSWERS``) whatever the image (its vision output is zeroed), so
+  the whole pipeline runs; its boxes carry no meaning;
 - a tiny SAM2 from the ``sam2`` package's hiera-tiny config with hydra overrides (smaller trunk, 256 input),
   random weights, saved as a checkpoint loaded by ``sam2.build_sam.build_sam2``. Its masks carry no meaning.
 
-Models are cached under ``$SEGZERO_CACHE`` (default ``~/.cache/segzero_ros``).
+Models are cached under ``$SEGZERO_CACHE`` (default ``~/.cache/segzero_ros``, see ``segzero_ros.cache``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from segzero_ros.cache import build_once
 from segzero_ros.protocol import build_prompt
 from segzero_ros.segmenter.base import SegmenterConfig
 
 LOG = logging.getLogger(__name__)
 
-TINY_VERSION = "v1"
+TINY_VERSION = "v3"
 SEED = 1234
 
 SPECIAL_TOKENS = [
@@ -65,12 +61,16 @@ QWEN25_VL_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# What the fitted tiny reasoner answers (840×840 frame), whatever the image or goal.
+# The square side the tiny reasoner is fitted at and run at (its presets set ``image_size`` to it): 16 image
+# tokens keep fitting and inference fast on CPU. Real models use the reference's 840.
+TINY_IMAGE_SIZE = 112
+
+# What the fitted tiny reasoner answers (in the TINY_IMAGE_SIZE² frame), whatever the image.
 TINY_ANSWERS = {
     "segzero": "<think>The goal names one object.</think>"
-    '<answer>{"bbox": [300,280,560,600], "points_1": [400,420], "points_2": [460,500]}</answer>',
+    '<answer>{"bbox": [40,37,75,80], "points_1": [53,56], "points_2": [61,67]}</answer>',
     "multi": "<think>The goal names one object.</think>"
-    '<answer>[{"bbox_2d": [300,280,560,600], "point_2d": [430,440]}]</answer>',
+    '<answer>[{"bbox_2d": [40,37,75,80], "point_2d": [57,59]}]</answer>',
 }
 FIT_GOAL = "the red cup"  # the goal the fitted answers are taught for (others may give garbled answers)
 
@@ -102,44 +102,6 @@ TINY_SAM2_OVERRIDES = [
     "++model.memory_encoder.fuser.num_layers=1",
     "++model.memory_attention.layer.cross_attention.kv_in_dim=32",
 ]
-
-
-def cache_dir() -> Path:
-    """Where tiny models live: ``$SEGZERO_CACHE`` or ``~/.cache/segzero_ros``."""
-    root = Path(os.environ.get("SEGZERO_CACHE", Path.home() / ".cache" / "segzero_ros"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """An inter-process lock, so parallel tests and nodes build a model once."""
-    with open(cache_dir() / f".{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _build_once(name: str, build) -> Path:
-    """``cache/name``, built by ``build(tmp_dir)`` into a temporary folder and renamed when complete."""
-    target = cache_dir() / name
-    if (target / ".complete").exists():
-        return target
-    with _locked(name):
-        if (target / ".complete").exists():
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir()))
-        try:
-            build(tmp)
-            (tmp / ".complete").touch()
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 # --- reasoner -------------------------------------------------------------------------------------
@@ -261,21 +223,28 @@ def random_scene(seed: int, size: int = 840) -> np.ndarray:
     return img
 
 
-def fit_answers(model, processor, max_steps: int = 600, lr: float = 3e-3) -> int:
-    """Teach the tiny model to answer ``TINY_ANSWERS`` for ``FIT_GOAL`` on any scene; returns the steps taken.
+def fit_answers(model, processor, max_steps: int = 400, lr: float = 3e-3) -> int:
+    """Teach the tiny model to answer ``TINY_ANSWERS`` for ``FIT_GOAL`` at ``TINY_IMAGE_SIZE``; returns the steps.
 
-    Steps alternate 56-pixel images (cheap) and the reference's 840 pixels, so that size works.
-    Stops once every sample's answer is the greedy choice at every position under teacher forcing, which is
-    exactly when greedy generation reproduces it.
+    The vision merger's output layer is zeroed first, so every image embeds to the same tokens and the answer
+    cannot depend on the image. Stops once each answer is the greedy choice at every position under teacher
+    forcing (exactly when greedy generation reproduces it), then checks that on unseen scenes.
     """
     import torch
 
     from segzero_ros.reasoner import build_messages, resize_for_reasoner
+    from segzero_ros.scenes import demo_scene
 
-    def sample(protocol: str, goal: str, size: int, seed: int):
-        image = resize_for_reasoner(random_scene(seed), size)
+    (blind,) = [m for name, m in model.named_modules() if name.endswith("visual.merger.mlp.2")]
+    with torch.no_grad():
+        blind.weight.zero_()
+        blind.bias.zero_()
+    blind.requires_grad_(False)
+
+    def sample(protocol: str, scene: np.ndarray):
+        image = resize_for_reasoner(scene, TINY_IMAGE_SIZE)
         prompt = processor.apply_chat_template(
-            build_messages(image, build_prompt(goal, protocol)), tokenize=False, add_generation_prompt=True
+            build_messages(image, build_prompt(FIT_GOAL, protocol)), tokenize=False, add_generation_prompt=True
         )
         full = processor(text=[prompt + TINY_ANSWERS[protocol] + "<|im_end|>"], images=[image], return_tensors="pt")
         n_prompt = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
@@ -283,25 +252,27 @@ def fit_answers(model, processor, max_steps: int = 600, lr: float = 3e-3) -> int
         labels[:, :n_prompt] = -100
         return dict(full), labels
 
-    combos = [(p, FIT_GOAL) for p in TINY_ANSWERS]
-    small = [sample(p, g, 56, i) for i, (p, g) in enumerate(combos)]
-    large = [sample(p, g, 840, 100 + i) for i, (p, g) in enumerate(combos)]
+    train = [sample(p, random_scene(i)) for i, p in enumerate(TINY_ANSWERS)]
+    held_out = [sample(p, demo_scene(640, 480)[0]) for p in TINY_ANSWERS]
     torch.manual_seed(SEED)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    correct_small, correct_large = [False] * len(small), [False] * len(large)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    correct = [False] * len(train)
     for step in range(1, max_steps + 1):
-        pool, correct = (large, correct_large) if step % 2 == 0 else (small, correct_small)
-        k = (step // 2) % len(pool)
-        inputs, labels = pool[k]
+        k = step % len(train)
+        inputs, labels = train[k]
         out = model(**inputs, labels=labels)
         correct[k] = _greedy_matches(out.logits, labels)
-        if all(correct_small) and all(correct_large):
+        if all(correct):
             break
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
     model.eval()
+    with torch.no_grad():
+        unseen = all(_greedy_matches(model(**inputs).logits, labels) for inputs, labels in held_out)
+    if not all(correct) or not unseen:
+        raise RuntimeError(f"the tiny reasoner did not fit in {max_steps} steps (unseen scenes ok: {unseen})")
     return step
 
 
@@ -315,7 +286,7 @@ def _greedy_matches(logits, labels) -> bool:
 def tiny_reasoner_path(fitted: bool = True) -> Path:
     """A saved tiny Qwen2.5-VL (model + processor), built on first use.
 
-    ``fitted=True`` also teaches it ``TINY_ANSWERS`` (minutes on CPU; for the demo and the node's tiny preset);
+    ``fitted=True`` also teaches it ``TINY_ANSWERS`` (about a minute on CPU; for the demo and the node's tiny preset);
     ``fitted=False`` keeps the random weights (seconds; enough for tests of inputs and parsing).
     """
 
@@ -325,13 +296,13 @@ def tiny_reasoner_path(fitted: bool = True) -> Path:
         processor = build_processor(tokenizer)
         model = build_model(tokenizer)
         if fitted:
-            LOG.info("fitting the tiny reasoner to answer in the protocol format (a few minutes on CPU)")
+            LOG.info("fitting the tiny reasoner to answer in the protocol format (about a minute on CPU)")
             LOG.info("tiny reasoner fitted in %d steps", fit_answers(model, processor))
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
 
     kind = "fitted" if fitted else "random"
-    return _build_once(f"tiny-qwen2_5_vl-{kind}-{TINY_VERSION}", build)
+    return build_once(f"tiny-qwen2_5_vl-{kind}-{TINY_VERSION}", build)
 
 
 # --- segmenter ------------------------------------------------------------------------------------
@@ -348,7 +319,7 @@ def tiny_segmenter_config(**overrides) -> SegmenterConfig:
         model = build_sam2(TINY_SAM2_CONFIG, None, device="cpu", hydra_overrides_extra=list(TINY_SAM2_OVERRIDES))
         torch.save({"model": model.state_dict()}, folder / "sam2_tiny.pt")
 
-    folder = _build_once(f"tiny-sam2-{TINY_VERSION}", build)
+    folder = build_once(f"tiny-sam2-{TINY_VERSION}", build)
     fields = {
         "model": str(folder / "sam2_tiny.pt"),
         "config": TINY_SAM2_CONFIG,
@@ -357,3 +328,16 @@ def tiny_segmenter_config(**overrides) -> SegmenterConfig:
     }
     fields.update(overrides)
     return SegmenterConfig(**fields)
+
+
+def random_sam2_checkpoint(config: str) -> Path:
+    """Random weights for an unmodified sam2 config at its real size (benchmarks: speed, not masks), cached."""
+
+    def build(folder: Path) -> None:
+        import torch
+        from sam2.build_sam import build_sam2
+
+        torch.manual_seed(SEED)
+        torch.save({"model": build_sam2(config, None, device="cpu").state_dict()}, folder / "sam2_random.pt")
+
+    return build_once(f"random-{Path(config).stem}-{TINY_VERSION}", build) / "sam2_random.pt"

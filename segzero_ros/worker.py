@@ -56,9 +56,16 @@ class WorkerStats:
     goals_ok: int = 0
     goals_failed: int = 0
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
+    callback_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
+    publish_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
 
     def latency_percentile(self, q: float) -> float | None:
-        return float(np.percentile(list(self.latencies_ms), q)) if self.latencies_ms else None
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: collections.deque, q: float) -> float | None:
+    """The ``q``-th percentile of a window of timings, None when empty."""
+    return float(np.percentile(list(values), q)) if values else None
 
 
 RunFn = Callable[[Frame, Goal], Result]
@@ -102,7 +109,15 @@ class GoalWorker:
             self._cond.notify_all()
 
     def submit(self, goal: Goal) -> None:
-        """Queue ``goal``; past ``max_pending_goals`` the oldest pending goal is answered "superseded"."""
+        """Queue ``goal``; past ``max_pending_goals`` the oldest pending goal is answered "superseded".
+
+        A goal already known to be malformed (``goal.error``) is answered at once and never queued.
+        """
+        if goal.error:
+            with self._cond:
+                self.stats.goals_received += 1
+            self._finish(goal, None, self._failure(goal, goal.error))
+            return
         superseded = []
         with self._cond:
             self.stats.goals_received += 1

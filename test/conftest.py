@@ -17,6 +17,14 @@ def tiny_reasoner_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_fitted_reasoner_dir() -> Path:
+    """The tiny Qwen2.5-VL fitted to answer ``TINY_ANSWERS`` (the demo's and the node's tiny preset)."""
+    from segzero_ros.tiny import tiny_reasoner_path
+
+    return tiny_reasoner_path(fitted=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_sam2_config():
     from segzero_ros.tiny import tiny_segmenter_config
 

@@ -88,3 +88,17 @@ def test_bad_box_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["segment", "--image", "x.png", "--box", "5,5,1,1"])
     assert "x1 < x2" in capsys.readouterr().err
+
+
+def test_export_onnx_then_infer_with_the_onnx_backend(tiny_answers, tiny_sam2_config, image_path, tmp_path, capsys):
+    from segzero_ros.segmenter.export import read_export_info
+
+    export = tmp_path / "onnx"
+    assert main(["-q", "export-onnx", "--tiny", "--out", str(export)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["image_size"] == 256
+    assert (export / "encoder.onnx").exists() and (export / "decoder.onnx").exists()
+    assert read_export_info(export).multimask_output
+    args = ["-q", "infer", "--tiny", "--sam2-backend", "onnx", "--image", str(image_path), "--json"]
+    code = main([*args, "--goal", "the red cup"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and printed["status"] == "ok" and printed["targets"][0]["area"] > 0

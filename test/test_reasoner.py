@@ -119,3 +119,24 @@ def test_config_rejects_bad_values(field, value):
 def test_missing_local_model_fails_clearly(tmp_path):
     with pytest.raises(OSError):
         Reasoner(ReasonerConfig(model=str(tmp_path / "nothing"), local_files_only=True))
+
+
+@pytest.mark.parametrize("protocol", ["segzero", "multi"])
+def test_fitted_tiny_reasoner_gives_its_answer_whatever_the_image(tiny_fitted_reasoner_dir, protocol):
+    from segzero_ros.tiny import FIT_GOAL, TINY_ANSWERS, TINY_IMAGE_SIZE
+
+    config = ReasonerConfig(
+        model=str(tiny_fitted_reasoner_dir),
+        protocol=protocol,
+        image_size=TINY_IMAGE_SIZE,
+        local_files_only=True,
+        max_new_tokens=96,
+    )
+    reasoner = Reasoner(config)
+    noise = np.random.default_rng(3).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    for rgb in (demo_scene(1280, 720)[0], noise):
+        reasoning = reasoner.reason(rgb, FIT_GOAL)
+        assert reasoning.text == TINY_ANSWERS[protocol] and reasoning.ok, reasoning.text
+        (target,) = reasoning.targets
+        x1, y1, x2, y2 = target.bbox
+        assert 0 <= x1 < x2 <= rgb.shape[1] and 0 <= y1 < y2 <= rgb.shape[0]

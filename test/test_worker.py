@@ -140,6 +140,24 @@ def test_malformed_goal_is_answered_with_its_error(rec_worker):
     assert rec.frames_used == []  # never reached the pipeline
 
 
+def test_malformed_goal_is_answered_at_once_not_queued_behind_busy_work(rec_worker):
+    rec, worker = rec_worker
+    rec.gate.clear()  # the pipeline is busy
+    worker.offer_frame(frame(1))
+    worker.submit(Goal(text="cup", id="running"))
+    deadline = time.monotonic() + 10
+    while not worker.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(2):
+        worker.submit(Goal(text="cup", id=f"queued-{i}"))
+    worker.submit(goal_from_message('{"id": "bad", "text": '))
+    assert len(rec.results) == 1  # answered before anything else, and nothing was superseded
+    assert worker.pending == 2 and rec.results[0][2].error.startswith("malformed JSON goal")
+    rec.gate.set()
+    rec.wait(4)
+    assert sorted(g.id for g, _, r in rec.results if r.ok) == ["queued-0", "queued-1", "running"]
+
+
 def test_memory_stays_flat_under_a_frame_flood(rec_worker):
     _, worker = rec_worker
     for i in range(2000):

@@ -9,7 +9,7 @@ import numpy as np
 
 from segzero_ros.protocol import Target
 
-BACKENDS: tuple[str, ...] = ("torch",)
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
 SAM2_LARGE = "facebook/sam2-hiera-large"
 
 
@@ -84,4 +84,8 @@ def make_segmenter(config: SegmenterConfig) -> Segmenter:
         from segzero_ros.segmenter.torch import TorchSegmenter
 
         return TorchSegmenter(config)
+    if config.backend == "onnx":
+        from segzero_ros.segmenter.onnx import OnnxSegmenter
+
+        return OnnxSegmenter(config)
     raise ValueError(f"unknown segmenter backend {config.backend!r}")

@@ -21,7 +21,7 @@ GOAL_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
-def ros(tmp_path_factory, tiny_reasoner_dir, tiny_sam2_config):
+def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     """(probe, node process): the node started with the tiny preset, active, discovered by the probe."""
     isolate_ros_domain()
     import rclpy
@@ -29,12 +29,23 @@ def ros(tmp_path_factory, tiny_reasoner_dir, tiny_sam2_config):
     log = tmp_path_factory.mktemp("node") / "segzero_node.log"
     node = NodeProcess(
         log,
-        {"preset": "tiny", "image_timeout_s": 2.0, "reasoner.max_new_tokens": 96, "max_pending_goals": 4},
+        {
+            "preset": "tiny",
+            "image_qos": "reliable",
+            "image_timeout_s": 5.0,
+            "reasoner.max_new_tokens": 96,
+            "max_pending_goals": 4,
+        },
         env={"SEGZERO_FAULT_INJECTION_GOAL": FAULT_GOAL},
     )
     probe = Probe()
     try:
-        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node to activate", node)
+        probe.wait_for(
+            lambda: probe.goal_pub.get_subscription_count() > 0 and probe.image_pub.get_subscription_count() > 0,
+            START_TIMEOUT,
+            "the node to activate",
+            node,
+        )
         yield probe, node
     finally:
         probe.close()
@@ -71,8 +82,18 @@ def send_goal(probe, goal_id, text="the red cup", **fields):
     probe.send_goal(json.dumps({"id": goal_id, "text": text, **fields}))
 
 
+def goal_on_frame(probe, frame, goal_id, node, text="the red cup"):
+    """Publish ``frame`` until the node's diagnostics count it, send the goal, serve the frame until the result."""
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
+    before = int(_diagnostics_value(probe, "frames_received"))
+    serve_frames_until(probe, frame, lambda: int(_diagnostics_value(probe, "frames_received")) > before, node, "frame")
+    send_goal(probe, goal_id, text)
+    serve_frames_until(probe, frame, lambda: any(r["id"] == goal_id for r in probe.results()), node, goal_id)
+    return result_for(probe, goal_id, node)
+
+
 def serve_frames_until(probe, frame, predicate, node, what, timeout=GOAL_TIMEOUT):
-    """Publish ``frame`` at ~5 Hz (best-effort QoS) until ``predicate`` holds."""
+    """Publish ``frame`` at up to ~5 Hz until ``predicate`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         probe.send_frame(frame)
@@ -88,16 +109,14 @@ def test_goal_before_any_image_fails_after_the_timeout(ros):
     send_goal(probe, "early")
     result = result_for(probe, "early", node)
     assert result["status"] == "error"
-    assert "no image received within 2 s" in result["error"]
+    assert "no image received within 5 s" in result["error"]
 
 
 def test_mask_has_the_source_frame_header_and_size(ros):
     probe, node = ros
     probe.clear()
     frame = make_frame(sec=1234, nanosec=5678, frame_id="cam_optical")
-    send_goal(probe, "aligned", "The red cup.")
-    serve_frames_until(probe, frame, lambda: any(r["id"] == "aligned" for r in probe.results()), node, "result")
-    result = result_for(probe, "aligned", node)
+    result = goal_on_frame(probe, frame, "aligned", node, "The red cup.")
     assert result["status"] == "ok", result
     assert result["goal"] == "The red cup." and result["error"] is None
     assert result["stamp"] == {"sec": 1234, "nanosec": 5678} and result["frame_id"] == "cam_optical"
@@ -119,20 +138,37 @@ def test_mask_has_the_source_frame_header_and_size(ros):
 def test_overlay_is_published_to_a_subscriber(ros):
     probe, node = ros
     probe.clear()
-    send_goal(probe, "overlay")
-    serve_frames_until(probe, make_frame(320, 240), lambda: bool(probe.take("overlay")), node, "overlay")
+    result = goal_on_frame(probe, make_frame(320, 240, sec=77), "overlay", node)
+    probe.wait_for(lambda: bool(probe.take("overlay")), 30, "overlay", node)
     overlay = probe.take("overlay")[-1]
-    assert (overlay.width, overlay.height, overlay.encoding) == (320, 240, "rgb8")
+    assert overlay.encoding == "rgb8"
+    assert {"width": overlay.width, "height": overlay.height} == result["image"]
+    assert overlay.header.stamp.sec == result["stamp"]["sec"] == 77
 
 
 def test_padded_bgr_frames_are_read_with_their_step(ros):
     probe, node = ros
     probe.clear()
-    send_goal(probe, "bgr")
-    frame = make_frame(400, 300, encoding="bgr8", pad=16)
-    serve_frames_until(probe, frame, lambda: any(r["id"] == "bgr" for r in probe.results()), node, "result")
-    result = result_for(probe, "bgr", node)
+    result = goal_on_frame(probe, make_frame(400, 300, encoding="bgr8", pad=16), "bgr", node)
     assert result["status"] == "ok" and result["image"] == {"width": 400, "height": 300}
+
+
+def test_topic_client_gets_result_mask_and_overlay(ros):
+    from segzero_ros.client import TopicClient
+    from segzero_ros.scenes import demo_scene
+
+    _, node = ros
+    client = TopicClient()
+    try:
+        assert client.wait_for_node(30)
+        answer = client.segment(demo_scene(320, 240)[0], "the red cup", timeout=GOAL_TIMEOUT)
+    finally:
+        client.close()
+    assert answer.result["status"] == "ok", (answer.result, node.log()[-3000:])
+    assert answer.result["image"] == {"width": 320, "height": 240}
+    mask = answer.mask.reshape(240, 320)
+    assert int((mask == 255).sum()) == answer.result["targets"][0]["area"]
+    assert answer.overlay.shape == (240, 320, 3)
 
 
 def _bad_frames():
@@ -328,14 +364,12 @@ def test_lifecycle_transitions_through_the_services(ros):
     assert state() == "active"
     probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 30, "goal subscription back", node)
     probe.clear()
-    send_goal(probe, "after-reconfigure")
-    serve_frames_until(
-        probe, make_frame(), lambda: any(r["id"] == "after-reconfigure" for r in probe.results()), node, "result"
-    )
-    assert result_for(probe, "after-reconfigure", node)["status"] == "ok"
+    assert goal_on_frame(probe, make_frame(), "after-reconfigure", node)["status"] == "ok"
 
 
 def test_ctrl_c_shuts_down_cleanly(ros):
     _, node = ros
-    assert node.stop() == 0
-    assert "Traceback" not in node.log()
+    assert node.stop(timeout=180) == 0, node.log()[-3000:]
+    log = node.log()
+    after_signal = log[log.rindex("shutting down") :]
+    assert "shut down in" in after_signal and "Traceback" not in after_signal, after_signal

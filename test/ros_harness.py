@@ -26,15 +26,36 @@ def isolate_ros_domain() -> None:
 class NodeProcess:
     """``segzero_node`` started as its own process with ``--ros-args`` parameters; its log in a file."""
 
-    def __init__(self, log_path: Path, params: dict[str, Any], env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", "segzero_ros.node", "--ros-args"]
+    def __init__(
+        self,
+        log_path: Path,
+        params: dict[str, Any],
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        args = [*(command or [sys.executable, "-m", "segzero_ros.node"]), "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            args,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0", **(env or {})},
         )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mb(self) -> float:
+        """Resident memory of the node process, MiB (Linux)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS line")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -62,7 +83,7 @@ class Probe:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import Empty, String
 
@@ -70,10 +91,12 @@ class Probe:
             rclpy.init()
         self.node = rclpy.create_node("segzero_test_probe", namespace=namespace)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        # Reliable frames: best-effort multi-hundred-KB frames are lost in bulk on a loaded test machine.
+        self.image_pub = self.node.create_publisher(Image, "image", reliable)
         self.goal_pub = self.node.create_publisher(String, "goal", reliable)
         self.cancel_pub = self.node.create_publisher(Empty, "cancel", reliable)
         self.lock = threading.Lock()
+        self.arrived: dict[str, list[float]] = {}
         self.received: dict[str, list[Any]] = {
             k: [] for k in ("result", "mask", "labels", "overlay", "reasoning", "diagnostics")
         }
@@ -94,6 +117,7 @@ class Probe:
         def callback(msg: Any) -> None:
             with self.lock:
                 self.received[key].append(msg)
+                self.arrived.setdefault(key, []).append(time.monotonic())
 
         return callback
 
@@ -101,13 +125,19 @@ class Probe:
         with self.lock:
             return [json.loads(m.data) for m in self.received["result"]]
 
+    def result_arrivals(self) -> dict[str, float]:
+        """Goal id → when its result arrived here (monotonic clock)."""
+        with self.lock:
+            pairs = zip(self.received["result"], self.arrived.get("result", []), strict=True)
+            return {json.loads(m.data)["id"]: t for m, t in pairs}
+
     def take(self, key: str) -> list[Any]:
         with self.lock:
             return list(self.received[key])
 
     def clear(self) -> None:
         with self.lock:
-            for value in self.received.values():
+            for value in [*self.received.values(), *self.arrived.values()]:
                 value.clear()
 
     def send_goal(self, text: str) -> None:

@@ -1,0 +1,128 @@
+"""A Python client for a running ``segzero`` node over its topics (ROS side, like ``node.py``).
+
+``TopicClient(namespace).segment(rgb, "the red cup")`` streams the frame on ``image``, sends the goal on
+``goal`` and returns the node's ``result`` JSON with the ``mask`` and ``overlay`` that carry the frame's
+stamp. For grasp code and the ``segzero demo --node`` command; robots normally wire topics directly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from segzero_ros.image_codec import image_to_numpy, numpy_to_image
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+@dataclass
+class TopicAnswer:
+    """The node's answer to one goal: its ``result`` JSON, and the mask/overlay of that frame when published."""
+
+    result: dict[str, Any]
+    mask: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+
+
+class TopicClient:
+    """Publishes frames and goals to a ``segzero`` node and collects its answers (own executor thread)."""
+
+    def __init__(self, namespace: str = "", name: str = "segzero_client") -> None:
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
+        # Reliable: matches both image QoS settings of the node (sensor_data and reliable).
+        self._image_pub = self.node.create_publisher(Image, "image", RELIABLE_LATEST)
+        self._goal_pub = self.node.create_publisher(String, "goal", RELIABLE)
+        self._lock = threading.Lock()
+        self._results: dict[str, dict[str, Any]] = {}
+        self._images: dict[str, dict[tuple[int, int], Image]] = {"mask": {}, "overlay": {}}
+        self._subs = [
+            self.node.create_subscription(String, "result", self._on_result, RELIABLE),
+            self.node.create_subscription(Image, "mask", lambda m: self._on_image("mask", m), RELIABLE),
+            self.node.create_subscription(Image, "overlay", lambda m: self._on_image("overlay", m), RELIABLE),
+        ]
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def _on_result(self, msg: String) -> None:
+        try:
+            result = json.loads(msg.data)
+        except ValueError:
+            return
+        with self._lock:
+            self._results[str(result.get("id"))] = result
+
+    def _on_image(self, key: str, msg: Image) -> None:
+        with self._lock:
+            kept = self._images[key]
+            kept[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            while len(kept) > 8:  # only the newest few frames' images can still be claimed
+                kept.pop(next(iter(kept)))
+
+    def wait_for_node(self, timeout: float) -> bool:
+        """True once a node subscribes to our goals (it is active), False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._goal_pub.get_subscription_count() > 0 and self._image_pub.get_subscription_count() > 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def segment(
+        self, rgb: np.ndarray, goal: str, timeout: float = 120.0, frame_id: str = "camera", rate_hz: float = 5.0
+    ) -> TopicAnswer:
+        """Stream ``rgb`` as rgb8 at ``rate_hz`` and send ``goal``; returns the answer or raises TimeoutError."""
+        goal_id = uuid.uuid4().hex[:12]
+        stamp = time.time()
+        msg = numpy_to_image(rgb, "rgb8")
+        msg.header.frame_id = frame_id
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        self._image_pub.publish(msg)
+        self._goal_pub.publish(String(data=json.dumps({"id": goal_id, "text": goal})))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                result = self._results.pop(goal_id, None)
+            if result is not None:
+                return self._answer(result, key)
+            self._image_pub.publish(msg)
+            time.sleep(1.0 / rate_hz)
+        raise TimeoutError(f"no result for goal {goal_id!r} within {timeout:.0f} s")
+
+    def _answer(self, result: dict[str, Any], key: tuple[int, int]) -> TopicAnswer:
+        """Attach the mask and overlay published for this frame (they precede the result; overlay may lag)."""
+        answer = TopicAnswer(result)
+        if result.get("status") != "ok":
+            return answer
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                mask, overlay = self._images["mask"].pop(key, None), self._images["overlay"].pop(key, None)
+            if mask is not None:
+                answer.mask = image_to_numpy(mask).copy()
+            if overlay is not None:
+                answer.overlay = image_to_numpy(overlay).copy()
+            if answer.mask is not None and answer.overlay is not None:
+                break
+            time.sleep(0.05)
+        return answer
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
