@@ -63,10 +63,14 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
     frame = _frame(width, height)
     try:
         probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 900, "the node to activate", node)
-        # Warm-up: one goal answered on a streamed frame, so models and buffers are allocated.
-        probe.send_goal(json.dumps({"id": "warm-up", "text": "the red cup"}))
-        deadline = time.monotonic() + 300
-        while not probe.results() and time.monotonic() < deadline:
+        # Warm-up: goals until one succeeds on a streamed frame, so models and buffers are allocated.
+        deadline, attempt = time.monotonic() + 600, 0
+        while not any(r["status"] == "ok" for r in probe.results()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no warm-up goal succeeded: {probe.results()}")
+            if len(probe.results()) >= attempt:
+                attempt += 1
+                probe.send_goal(json.dumps({"id": f"warm-up-{attempt}", "text": "the red cup"}))
             probe.send_frame(frame)
             time.sleep(1 / rate)
         probe.clear()

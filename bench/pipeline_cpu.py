@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+from timing import median_ms
 
 
 def bench(repeats: int) -> dict:
@@ -58,9 +48,9 @@ def bench(repeats: int) -> dict:
         Target(bbox=(400, 200, 700, 500), points=[(550, 350)])
     ]
     stages = {
-        "preprocess_ms": _median_ms(lambda: reasoner.prepare(rgb, "the red cup"), repeats),
-        "generate_ms": _median_ms(lambda: reasoner.generate(inputs), repeats),
-        "decode_parse_ms": _median_ms(
+        "preprocess_ms": median_ms(lambda: reasoner.prepare(rgb, "the red cup"), repeats),
+        "generate_ms": median_ms(lambda: reasoner.generate(inputs), repeats),
+        "decode_parse_ms": median_ms(
             lambda: interpret_answer(reasoner.decode(new_tokens), "segzero", False, TINY_IMAGE_SIZE, (1280, 720)),
             repeats,
         ),
@@ -81,8 +71,8 @@ def bench(repeats: int) -> dict:
         segmenter.set_image(rgb)
         out[name] = {
             "input": segmenter.image_size,
-            "embed_ms": _median_ms(lambda s=segmenter: s.set_image(rgb), repeats),
-            "decode_ms": _median_ms(lambda s=segmenter: s.predict(targets), repeats),
+            "embed_ms": median_ms(lambda s=segmenter: s.set_image(rgb), repeats),
+            "decode_ms": median_ms(lambda s=segmenter: s.predict(targets), repeats),
         }
     out["tiny_reasoner"] = stages
     total = sum(stages.values()) + out["sam2_tiny_test_model"]["embed_ms"] + out["sam2_tiny_test_model"]["decode_ms"]

@@ -13,22 +13,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+from timing import median_ms
 
 
 def bench(config_name: str, backends: list[str], repeats: int) -> dict:
@@ -51,8 +41,8 @@ def bench(config_name: str, backends: list[str], repeats: int) -> dict:
     reference_masks = None
     for backend in backends:
         segmenter = make_segmenter(dataclasses.replace(base, backend=backend))
-        encoder_ms = _median_ms(lambda s=segmenter: s.set_image(rgb), repeats)
-        decoder_ms = _median_ms(lambda s=segmenter: s.predict(targets), repeats)
+        encoder_ms = median_ms(lambda s=segmenter: s.set_image(rgb), repeats)
+        decoder_ms = median_ms(lambda s=segmenter: s.predict(targets), repeats)
         masks = [seg.mask for seg in segmenter.predict(targets)]
         if reference_masks is None:
             reference_masks = masks

@@ -259,12 +259,18 @@ def test_pipeline_exception_is_an_error_result_and_the_node_lives(ros):
     assert result_for(probe, "after-fault", node)["status"] == "ok"
 
 
-def test_burst_of_20_goals_gets_exactly_one_result_each(ros):
-    probe, node = ros
+def clear_and_send_goals(probe, prefix, n):
+    """Forget what came before, send ``n`` goals at once; returns their ids."""
     probe.clear()
-    ids = [f"burst-{i}" for i in range(20)]
+    ids = [f"{prefix}-{i}" for i in range(n)]
     for goal_id in ids:
         send_goal(probe, goal_id)
+    return ids
+
+
+def test_burst_of_20_goals_gets_exactly_one_result_each(ros):
+    probe, node = ros
+    ids = clear_and_send_goals(probe, "burst", 20)
     probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), GOAL_TIMEOUT * 2, "20 results", node)
     time.sleep(1.0)  # nothing more may arrive
     results = probe.results()
@@ -276,10 +282,7 @@ def test_burst_of_20_goals_gets_exactly_one_result_each(ros):
 
 def test_cancel_answers_pending_goals_as_cancelled(ros):
     probe, node = ros
-    probe.clear()
-    ids = [f"cancel-{i}" for i in range(4)]
-    for goal_id in ids:
-        send_goal(probe, goal_id)
+    ids = clear_and_send_goals(probe, "cancel", 4)
     time.sleep(0.3)
     from std_msgs.msg import Empty
 

@@ -34,11 +34,13 @@ def test_run_gives_masks_at_image_size(pipeline, monkeypatch):
     assert len(result.targets) == len(result.masks) == 1
     assert result.masks[0].shape == (720, 1280)
     x1, y1, x2, y2 = result.targets[0].bbox
+    bx1, by1, bx2, by2 = 40, 37, 75, 80  # TINY_ANSWERS["segzero"]'s box, in the reasoner's 840² frame here
+    assert '"bbox": [40,37,75,80]' in TINY_ANSWERS["segzero"]
     assert (x1, y1, x2, y2) == (
-        round(300 * 1280 / 840),
-        round(280 * 720 / 840),
-        round(560 * 1280 / 840),
-        round(600 * 720 / 840),
+        round(bx1 * 1280 / 840),
+        round(by1 * 720 / 840),
+        round(bx2 * 1280 / 840),
+        round(by2 * 720 / 840),
     )
     assert result.union().shape == (720, 1280) and result.labels().dtype == np.uint8
     assert set(np.unique(result.labels())) <= {0, 1}
