@@ -174,8 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from segzero_ros.segmenter import SegmenterConfig
-    from segzero_ros.segmenter.export import export_sam2
-    from segzero_ros.segmenter.torch import load_sam2, resolve_checkpoint
+    from segzero_ros.segmenter.onnx import export_config
     from segzero_ros.tiny import tiny_segmenter_config
 
     if args.tiny:
@@ -188,10 +187,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
             multimask_output=not args.single_mask,
             local_files_only=args.local_files_only,
         )
-    config_name, checkpoint = resolve_checkpoint(config)
-    info = export_sam2(
-        load_sam2(config, "cpu"), args.out, config_name, checkpoint, config.overrides, config.multimask_output
-    )
+    info = export_config(config, args.out)
     print(json.dumps({"out": str(args.out), **info.__dict__}))
     if args.tiny:
         print(TINY_NOTE, file=sys.stderr)

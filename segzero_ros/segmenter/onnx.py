@@ -37,19 +37,27 @@ def ensure_export(config: SegmenterConfig) -> Path:
         read_export_info(model_path)  # clear error when it is not an export
         return model_path
     from segzero_ros.cache import build_once
-    from segzero_ros.segmenter.export import export_sam2, file_sha256
-    from segzero_ros.segmenter.torch import load_sam2, resolve_checkpoint
+    from segzero_ros.segmenter.export import file_sha256
+    from segzero_ros.segmenter.torch import resolve_checkpoint
 
     config_name, checkpoint = resolve_checkpoint(config)
     key = export_key(config_name, list(config.overrides), file_sha256(checkpoint), config.multimask_output)
 
     def build(folder: Path) -> None:
         LOG.info("exporting SAM2 %s to ONNX (once; cached in %s)", config.model, folder.parent / key)
-        export_sam2(
-            load_sam2(config, "cpu"), folder, config_name, checkpoint, config.overrides, config.multimask_output
-        )
+        export_config(config, folder)
 
     return build_once(key, build)
+
+
+def export_config(config: SegmenterConfig, folder: str | Path) -> ExportInfo:
+    """Load the SAM2 that ``config`` names (id or checkpoint) and export it into ``folder``."""
+    from segzero_ros.segmenter.export import export_sam2
+    from segzero_ros.segmenter.torch import load_sam2, resolve_checkpoint
+
+    config_name, checkpoint = resolve_checkpoint(config)
+    model = load_sam2(config, "cpu")
+    return export_sam2(model, folder, config_name, checkpoint, config.overrides, config.multimask_output)
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
