@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from timing import median_ms
+from segzero_ros.benchmark import median_ms
 
 
 def bench(repeats: int) -> dict:

@@ -42,9 +42,10 @@ def _segmenter_config(args: argparse.Namespace):
     from segzero_ros.tiny import tiny_segmenter_config
 
     if args.tiny:
-        return tiny_segmenter_config(device=args.device, backend=args.sam2_backend)
+        return tiny_segmenter_config(device=args.device, backend=args.sam2_backend, precision=args.sam2_precision)
     return SegmenterConfig(
         backend=args.sam2_backend,
+        precision=args.sam2_precision,
         model=args.sam2,
         config=args.sam2_config,
         device=args.device,
@@ -194,6 +195,33 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from segzero_ros.reasoner import resolve_device
+    from segzero_ros.segmenter.base import BackendUnavailable
+    from segzero_ros.segmenter.tensorrt import build_engines, machine_spec, tensorrt_module
+
+    try:
+        trt = tensorrt_module()
+        spec = machine_spec(trt, resolve_device(args.device), args.onnx, args.fp16, args.workspace, args.max_points)
+    except BackendUnavailable as exc:
+        raise SystemExit(f"segzero build-engine: {exc}") from None
+    build_engines(trt, args.onnx, args.out, spec)
+    print(json.dumps({"out": str(args.out), **asdict(spec)}))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from segzero_ros.benchmark import bench_sam2, format_table
+
+    result = bench_sam2(args.config, args.backends.split(","), args.repeats, args.device, args.image_size)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result) if args.json else format_table(args.config, result, args.repeats))
+    return 0
+
+
 def _node_params(args: argparse.Namespace) -> list[str]:
     """``--ros-args`` parameters that give the node the models the command line names."""
     if args.tiny:
@@ -264,7 +292,7 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
 
 def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
     from segzero_ros.reasoner import SEGZERO_7B
-    from segzero_ros.segmenter.base import BACKENDS, SAM2_LARGE
+    from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
 
     g = p.add_argument_group("models")
     if tiny_default:
@@ -273,7 +301,10 @@ def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> N
     g.add_argument("--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id or local folder")
     g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id or local checkpoint")
     g.add_argument("--sam2-config", default=None, help="sam2 config for a local checkpoint with an unusual name")
-    g.add_argument("--sam2-backend", default="torch", choices=BACKENDS, help="SAM2 backend (onnx: ONNX Runtime)")
+    g.add_argument(
+        "--sam2-backend", default="torch", choices=BACKENDS, help="SAM2 backend (auto: the fastest this machine runs)"
+    )
+    g.add_argument("--sam2-precision", default="auto", choices=PRECISIONS, help="SAM2 precision (auto: per backend)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--multi", action="store_true", help="multi-object protocol (VisionReasoner answers)")
     g.add_argument("--strict", action="store_true", help="parse answers exactly as the reference code")
@@ -325,6 +356,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="export the tiny offline SAM2")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face hub")
     p.set_defaults(func=cmd_export_onnx)
+
+    p = sub.add_parser("build-engine", help="build TensorRT engines from an ONNX export (needs tensorrt and a GPU)")
+    p.add_argument("--onnx", required=True, help="folder written by segzero export-onnx")
+    p.add_argument("--out", required=True, help="folder for encoder.engine, decoder.engine, engine.json")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="fp16 kernels (default on)")
+    p.add_argument("--workspace", type=float, default=4.0, help="builder workspace, GB")
+    p.add_argument("--max-points", type=int, default=34, help="most prompt points (box corners + clicks)")
+    p.add_argument("--device", default="cuda", help="cuda or cuda:N")
+    p.set_defaults(func=cmd_build_engine)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bench = p.add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("sam2", help="SAM2 backends side by side: encoder/decoder ms, speed-up, mask IoU")
+    p.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="'tiny' or a sam2 config name")
+    p.add_argument(
+        "--backends", default="torch,onnx", help="comma-separated, the reference first (torch = eager fp32; torch:bf16)"
+    )
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--image-size", type=int, default=None, help="SAM2 input side (default the config's, 1024)")
+    p.add_argument("--json", action="store_true", help="print one JSON object keyed by backend")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

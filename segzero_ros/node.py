@@ -58,13 +58,16 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
 
         reasoner_model, seg_config = (
             str(tiny_reasoner_path()),
-            tiny_segmenter_config(device="cpu", backend=values["segmenter.backend"]),
+            tiny_segmenter_config(
+                device="cpu", backend=values["segmenter.backend"], precision=values["segmenter.precision"]
+            ),
         )
         image_size = TINY_IMAGE_SIZE  # the size the tiny reasoner was fitted at
     else:
         reasoner_model, image_size = values["reasoner.model"], values["reasoner.image_size"]
         seg_config = SegmenterConfig(
             backend=values["segmenter.backend"],
+            precision=values["segmenter.precision"],
             model=values["segmenter.model"],
             config=values["segmenter.config"] or None,
             device=values["segmenter.device"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from segzero_ros.reasoner import SEGZERO_7B
-from segzero_ros.segmenter.base import BACKENDS, SAM2_LARGE
+from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,20 @@ PARAMETERS: tuple[Param, ...] = (
         read_only=True,
     ),
     Param("reasoner.local_files_only", False, "never contact the Hugging Face hub", read_only=True),
-    Param("segmenter.backend", "torch", "SAM2 backend", choices=BACKENDS, read_only=True),
+    Param(
+        "segmenter.backend",
+        "torch",
+        "SAM2 backend: torch, torch_compiled, onnx, tensorrt, auto (tensorrt > torch_compiled on a GPU, else onnx)",
+        choices=BACKENDS,
+        read_only=True,
+    ),
+    Param(
+        "segmenter.precision",
+        "auto",
+        "SAM2 precision: auto (bf16 torch / fp16 TensorRT on a GPU, else fp32), fp32, bf16, fp16",
+        choices=PRECISIONS,
+        read_only=True,
+    ),
     Param("segmenter.model", SAM2_LARGE, "SAM2: Hugging Face id or local checkpoint", read_only=True),
     Param("segmenter.config", "", "sam2 config for a local checkpoint ('' = from its file name)", read_only=True),
     Param("segmenter.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),

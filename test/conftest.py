@@ -31,6 +31,16 @@ def tiny_sam2_config():
     return tiny_segmenter_config()
 
 
+@pytest.fixture(scope="session")
+def tiny_sam2_export(tiny_sam2_config) -> Path:
+    """The tiny SAM2's ONNX export in the cache (made by ``export_sam2`` on first use)."""
+    import dataclasses
+
+    from segzero_ros.segmenter.onnx import ensure_export
+
+    return ensure_export(dataclasses.replace(tiny_sam2_config, backend="onnx"))
+
+
 def force_answer(model, tokenizer, monkeypatch, answer: str, on_class: bool = False) -> None:
     """Make ``generate`` return the prompt followed by the tokens of ``answer`` and ``<|im_end|>``."""
     answer_ids = tokenizer(answer, return_tensors="pt")["input_ids"]

@@ -102,3 +102,22 @@ def test_export_onnx_then_infer_with_the_onnx_backend(tiny_answers, tiny_sam2_co
     code = main([*args, "--goal", "the red cup"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and printed["status"] == "ok" and printed["targets"][0]["area"] > 0
+
+
+def test_bench_sam2_json_is_keyed_by_backend(tiny_sam2_export, tmp_path, capsys, monkeypatch):
+    """``segzero bench sam2 --json``: timings and ratios per backend; one that cannot run here says why."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on every machine here
+    out = tmp_path / "bench.json"
+    args = ["-q", "bench", "sam2", "--config", "tiny", "--backends", "torch,onnx,tensorrt", "--repeats", "1"]
+    assert main([*args, "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == result
+    assert list(result) == ["torch", "onnx", "tensorrt"]
+    assert result["torch"]["speedup_vs_torch"] == 1.0 and result["torch"]["mask_iou_vs_torch"] == 1.0
+    onnx = result["onnx"]
+    assert onnx["encoder_ms"] > 0 and onnx["decoder_ms"] > 0 and onnx["mask_iou_vs_torch"] >= 0.99
+    total = result["torch"]["encoder_ms"] + result["torch"]["decoder_ms"]
+    assert onnx["speedup_vs_torch"] == pytest.approx(total / (onnx["encoder_ms"] + onnx["decoder_ms"]), rel=0.01)
+    assert result["tensorrt"]["available"] is False and "'onnx'" in result["tensorrt"]["error"]

@@ -103,3 +103,37 @@ def test_unknown_model_is_a_clear_error():
         config_for_checkpoint("weights.pt")
     with pytest.raises(ValueError, match="backend"):
         SegmenterConfig(backend="magic")
+
+
+def test_torch_compiled_captures_sam2_and_matches_eager(segmenter, tiny_sam2_config):
+    """torch.compile's graph capture (backend ``eager``: no compiler here) runs SAM2 and changes no mask."""
+    from segzero_ros.segmenter.torch import CompiledTorchSegmenter
+
+    compiled = CompiledTorchSegmenter(tiny_sam2_config, compile_backend="eager")
+    assert compiled.name == "torch_compiled" and "torch.compile eager" in compiled.description
+    assert hasattr(compiled.predictor.model.image_encoder, "_orig_mod")  # the encoder is the compiled module
+    rgb, _ = demo_scene(640, 480, seed=5)
+    targets = [Target(bbox=(100, 150, 260, 330), points=[]), Target(bbox=(380, 170, 520, 320), points=[(450, 250)])]
+    for a, b in zip(compiled.segment(rgb, targets), segmenter.segment(rgb, targets), strict=True):
+        assert np.array_equal(a.mask, b.mask) and a.score == pytest.approx(b.score, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "expected"),
+    [
+        ("auto", "cpu", None),
+        ("auto", "cuda", torch.bfloat16),
+        ("fp32", "cuda", None),
+        ("fp16", "cuda", torch.float16),
+        ("bf16", "cpu", torch.bfloat16),
+    ],
+)
+def test_autocast_dtype_per_precision(precision, device, expected):
+    from segzero_ros.segmenter.torch import autocast_dtype
+
+    assert autocast_dtype(precision, device) == expected
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision"):
+        SegmenterConfig(precision="int4")

@@ -23,9 +23,8 @@ TARGETS = [
 
 
 @pytest.fixture(scope="module")
-def export_dir(tiny_sam2_config):
-    """The tiny SAM2's export in the cache (made by ``export_sam2`` on first use; the CLI tests share it)."""
-    return ensure_export(dataclasses.replace(tiny_sam2_config, backend="onnx"))
+def export_dir(tiny_sam2_export):
+    return tiny_sam2_export
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import abc
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from segzero_ros.protocol import Target
 
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
+BACKENDS: tuple[str, ...] = ("torch", "torch_compiled", "onnx", "tensorrt", "auto")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 SAM2_LARGE = "facebook/sam2-hiera-large"
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,10 +34,17 @@ class SegmenterConfig:
     multimask_output: bool = True
     mask_threshold: float = 0.0
     local_files_only: bool = False
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"segmenter backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"segmenter precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot run on this machine; the message names what to use instead."""
 
 
 @dataclass
@@ -78,14 +88,52 @@ def check_rgb(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def probe_backends(device: str) -> dict[str, bool]:
+    """What this machine offers: a CUDA device (when ``device`` allows one), tensorrt, onnxruntime."""
+    import importlib.util
+
+    cuda = False
+    if device == "auto" or device.startswith("cuda"):
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return {
+        "cuda": cuda,
+        "tensorrt": importlib.util.find_spec("tensorrt") is not None,
+        "onnxruntime": importlib.util.find_spec("onnxruntime") is not None,
+    }
+
+
+def resolve_backend(backend: str, available: dict[str, bool]) -> str:
+    """The backend ``auto`` means here: tensorrt on a GPU, else torch_compiled on a GPU, else onnx, else torch."""
+    if backend != "auto":
+        return backend
+    if available["cuda"]:
+        return "tensorrt" if available["tensorrt"] else "torch_compiled"
+    return "onnx" if available["onnxruntime"] else "torch"
+
+
 def make_segmenter(config: SegmenterConfig) -> Segmenter:
-    """Build the backend ``config.backend`` names."""
-    if config.backend == "torch":
+    """Build the backend ``config.backend`` names (``auto``: the fastest this machine runs, logged)."""
+    backend = config.backend
+    if backend == "auto":
+        available = probe_backends(config.device)
+        backend = resolve_backend("auto", available)
+        LOG.info("segmenter backend auto -> %s (machine offers %s)", backend, available)
+    if backend == "torch":
         from segzero_ros.segmenter.torch import TorchSegmenter
 
         return TorchSegmenter(config)
-    if config.backend == "onnx":
+    if backend == "torch_compiled":
+        from segzero_ros.segmenter.torch import CompiledTorchSegmenter
+
+        return CompiledTorchSegmenter(config)
+    if backend == "onnx":
         from segzero_ros.segmenter.onnx import OnnxSegmenter
 
         return OnnxSegmenter(config)
-    raise ValueError(f"unknown segmenter backend {config.backend!r}")
+    if backend == "tensorrt":
+        from segzero_ros.segmenter.tensorrt import TensorRTSegmenter
+
+        return TensorRTSegmenter(config)
+    raise ValueError(f"unknown segmenter backend {backend!r}")

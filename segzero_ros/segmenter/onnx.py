@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from segzero_ros.protocol import Target
-from segzero_ros.segmenter.base import Segment, Segmenter, SegmenterConfig, check_rgb
+from segzero_ros.segmenter.base import SegmenterConfig
 from segzero_ros.segmenter.export import DECODER_FILE, ENCODER_FILE, ExportInfo, read_export_info
+from segzero_ros.segmenter.exported import ExportedSegmenter
 
 LOG = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ def export_config(config: SegmenterConfig, folder: str | Path) -> ExportInfo:
     return export_sam2(model, folder, config_name, checkpoint, config.overrides, config.multimask_output)
 
 
+def check_export_matches(info: ExportInfo, config: SegmenterConfig, folder: Path) -> None:
+    """Refuse an export made for another decoder output than the config asks for."""
+    if info.multimask_output != config.multimask_output:
+        raise ValueError(
+            f"{folder} was exported with multimask_output={info.multimask_output}, "
+            f"the config asks for {config.multimask_output}"
+        )
+
+
 def choose_providers(device: str, available: list[str]) -> list[str]:
     """ONNX Runtime providers for a device: GPU ones first when asked for (or ``auto``) and present."""
     wanted = []
@@ -73,81 +82,38 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return [*wanted, "CPUExecutionProvider"]
 
 
-class OnnxSegmenter(Segmenter):
+class OnnxSegmenter(ExportedSegmenter):
     """SAM2 through ONNX Runtime: ``set_image`` runs the encoder graph, ``predict`` the decoder per target."""
 
     name = "onnx"
 
     def __init__(self, config: SegmenterConfig) -> None:
         import onnxruntime as ort
-        from sam2.utils.transforms import SAM2Transforms
 
-        self.config = config
         start = time.perf_counter()
         folder = ensure_export(config)
         self.info: ExportInfo = read_export_info(folder)
-        if self.info.multimask_output != config.multimask_output:
-            raise ValueError(
-                f"{folder} was exported with multimask_output={self.info.multimask_output}, "
-                f"the config asks for {config.multimask_output}"
-            )
+        check_export_matches(self.info, config, folder)
+        super().__init__(config, self.info.image_size)
         self.providers = choose_providers(config.device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.encoder = ort.InferenceSession(str(folder / ENCODER_FILE), options, providers=self.providers)
         self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=self.providers)
-        self.image_size = self.info.image_size
-        self.transforms = SAM2Transforms(resolution=self.image_size, mask_threshold=config.mask_threshold)
-        self._features: dict[str, np.ndarray] | None = None
-        self._orig_hw: tuple[int, int] = (0, 0)
         self.load_s = time.perf_counter() - start
         self.description = (
             f"sam2 {config.model} (onnxruntime {self.encoder.get_providers()[0]}, input {self.image_size})"
         )
         LOG.info("segmenter ready in %.1f s: %s", self.load_s, self.description)
 
-    def set_image(self, rgb: np.ndarray) -> None:
-        check_rgb(rgb)
-        image = self.transforms(rgb)[None].numpy().astype(np.float32)
+    def run_encoder(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         embed, hr0, hr1 = self.encoder.run(None, {"image": image})
-        self._features = {"image_embed": embed, "high_res_0": hr0, "high_res_1": hr1}
-        self._orig_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
+        return embed, hr0, hr1
 
-    def prompt_arrays(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
-        """The decoder's (1×N×2 coords, 1×N labels): box corners (2, 3) then points (1), in input pixels."""
-        import torch
-
-        box = self.transforms.transform_boxes(
-            torch.as_tensor(target.bbox, dtype=torch.float32), normalize=True, orig_hw=self._orig_hw
-        ).reshape(-1, 2)
-        coords = [box]
-        if target.points:
-            points = torch.as_tensor(np.asarray(target.points, dtype=np.float32).reshape(-1, 2))
-            coords.append(self.transforms.transform_coords(points, normalize=True, orig_hw=self._orig_hw))
-        coords_np = torch.cat(coords)[None].numpy().astype(np.float32)
-        labels = np.array([[2, 3] + [1] * len(target.points)], dtype=np.int32)
-        return coords_np, labels
-
-    def predict_logits(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
-        """(low-res mask logits 1×M×h×w, predicted IoUs 1×M) for one target on the current image."""
-        if self._features is None:
-            raise RuntimeError("set_image must come before predict")
-        coords, labels = self.prompt_arrays(target)
-        low_res, iou = self.decoder.run(None, {**self._features, "point_coords": coords, "point_labels": labels})
+    def run_decoder(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        low_res, iou = self.decoder.run(None, feeds)
         return low_res, iou
-
-    def predict(self, targets: list[Target]) -> list[Segment]:
-        import torch
-
-        out = []
-        for target in targets:
-            low_res, iou = self.predict_logits(target)
-            masks = self.transforms.postprocess_masks(torch.from_numpy(low_res), self._orig_hw)
-            best = int(np.argsort(iou[0])[::-1][0])
-            mask = (masks[0, best] > self.config.mask_threshold).numpy()
-            out.append(Segment(mask=mask, score=float(iou[0, best])))
-        return out
 
     def close(self) -> None:
         self.encoder = self.decoder = None  # type: ignore[assignment]
-        self._features = None
+        super().close()

@@ -65,6 +65,13 @@ def backbone_feature_sizes(image_size: int) -> list[tuple[int, int]]:
     return [(image_size // 4, image_size // 4), (image_size // 8, image_size // 8), (image_size // 16,) * 2]
 
 
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype for a precision on a device (``auto``: bf16 on CUDA as the reference, fp32 on CPU)."""
+    if precision == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 class TorchSegmenter(Segmenter):
     """SAM2 in PyTorch (eager); bf16 autocast on CUDA as the reference."""
 
@@ -82,15 +89,23 @@ class TorchSegmenter(Segmenter):
         self.predictor = SAM2ImagePredictor(model, mask_threshold=config.mask_threshold)
         self.predictor._bb_feat_sizes = backbone_feature_sizes(model.image_size)
         self.image_size = model.image_size
+        self.autocast = autocast_dtype(config.precision, self.device)
+        self.prepare(model)
         self.load_s = time.perf_counter() - start
-        self.description = f"sam2 {config.model} on {self.device} (torch eager, input {model.image_size})"
+        precision = str(self.autocast).removeprefix("torch.") if self.autocast else "float32"
+        self.description = f"sam2 {config.model} on {self.device} ({self.mode}, {precision}, input {model.image_size})"
         LOG.info("segmenter ready in %.1f s: %s", self.load_s, self.description)
+
+    mode = "torch eager"
+
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Hook for subclasses to transform the loaded model (nothing for eager)."""
 
     def _context(self):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
-        if self.device.startswith("cuda"):
-            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        if self.autocast is not None:
+            stack.enter_context(torch.autocast(self.device.split(":")[0], dtype=self.autocast))
         return stack
 
     def set_image(self, rgb: np.ndarray) -> None:
@@ -118,3 +133,44 @@ class TorchSegmenter(Segmenter):
         self.predictor = None  # type: ignore[assignment]
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class CompiledTorchSegmenter(TorchSegmenter):
+    """SAM2 with ``torch.compile``: the fixed-shape image encoder (CUDA graphs on a GPU), the decoder dynamic.
+
+    Compilation happens at load time, on one warm-up frame, so the first goal does not pay for it.
+    ``compile_backend`` is torch.compile's backend (``inductor``; tests use ``eager`` to check the capture
+    without a compiler).
+    """
+
+    name = "torch_compiled"
+    mode = "torch.compile"
+
+    def __init__(self, config: SegmenterConfig, compile_backend: str = "inductor") -> None:
+        self.compile_backend = compile_backend
+        super().__init__(config)
+
+    def prepare(self, model: torch.nn.Module) -> None:
+        cuda = self.device.startswith("cuda")
+        encoder_mode = "reduce-overhead" if cuda and self.compile_backend == "inductor" else None
+        model.image_encoder = torch.compile(
+            model.image_encoder, mode=encoder_mode, backend=self.compile_backend, dynamic=False
+        )
+        model.sam_mask_decoder = torch.compile(model.sam_mask_decoder, backend=self.compile_backend, dynamic=True)
+        self.mode = f"torch.compile {self.compile_backend}" + (" + CUDA graphs" if encoder_mode else "")
+        self._warm_up(model.image_size)
+
+    def _warm_up(self, image_size: int) -> None:
+        from segzero_ros.protocol import Target
+
+        start = time.perf_counter()
+        rgb = np.random.default_rng(0).integers(0, 255, (image_size, image_size, 3), dtype=np.uint8)
+        quarter, half = image_size // 4, image_size // 2
+        for points in ([], [(half, half)], [(half, half), (quarter, quarter)]):
+            self.segment(rgb, [Target(bbox=(quarter, quarter, 3 * quarter, 3 * quarter), points=points)])
+        LOG.info("torch.compile warm-up took %.1f s", time.perf_counter() - start)
+
+    def set_image(self, rgb: np.ndarray) -> None:
+        if self.device.startswith("cuda"):
+            torch.compiler.cudagraph_mark_step_begin()
+        super().set_image(rgb)
