@@ -73,6 +73,7 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
             device=values["segmenter.device"],
             local_files_only=values["reasoner.local_files_only"],
         )
+    segmenter = make_segmenter(seg_config)  # first: the quicker of the two to fail on a bad configuration
     reasoner = Reasoner(
         ReasonerConfig(
             model=reasoner_model,
@@ -85,7 +86,7 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
             local_files_only=tiny or values["reasoner.local_files_only"],
         )
     )
-    return Pipeline(reasoner, make_segmenter(seg_config), max_goal_chars=values["max_goal_chars"])
+    return Pipeline(reasoner, segmenter, max_goal_chars=values["max_goal_chars"])
 
 
 def _ms(value: float | None, digits: int = 3) -> str:
@@ -119,9 +120,12 @@ class SegZeroNode(LifecycleNode):
         self.worker: GoalWorker | None = None
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
-        self._diag_timer = None
         self._state = "unconfigured"
+        self._error = ""
         self._models: dict[str, str] = {}
+        # Diagnostics run in every lifecycle state, so a node whose models failed to load says why.
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.value("diagnostics_period_s"), self._publish_diagnostics)
         # Test-only fault injection: a goal whose text equals this variable makes the run raise.
         self._fault_goal = os.environ.get("SEGZERO_FAULT_INJECTION_GOAL") or None
 
@@ -174,8 +178,8 @@ class SegZeroNode(LifecycleNode):
         try:
             self.pipeline = build_pipeline(values)
         except Exception as exc:
-            self._state = "error"
-            self.get_logger().error(f"model loading failed: {type(exc).__name__}: {exc}")
+            self._state, self._error = "error", f"model loading failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(self._error)
             return TransitionCallbackReturn.FAILURE
         reasoner, segmenter = self.pipeline.reasoner, self.pipeline.segmenter
         self._models = {"reasoner": reasoner.config.model, "segmenter": segmenter.description}
@@ -190,15 +194,13 @@ class SegZeroNode(LifecycleNode):
             "reasoning": self.create_lifecycle_publisher(String, "reasoning", RELIABLE),
             "result": self.create_lifecycle_publisher(String, "result", RELIABLE),
         }
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(values["diagnostics_period_s"], self._publish_diagnostics)
         self.worker = GoalWorker(
             self._run,
             self._publish_result,
             max_pending_goals=values["max_pending_goals"],
             image_timeout_s=values["image_timeout_s"],
         )
-        self._state = "ready"
+        self._state, self._error = "ready", ""
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -241,10 +243,6 @@ class SegZeroNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self.destroy_publisher(self._diag_pub)
-            self._diag_timer = None
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
@@ -344,7 +342,8 @@ class SegZeroNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         worker = self.worker
-        if worker is None:
+        if worker is None:  # unconfigured, or loading failed
+            self._send_diagnostics(self._state, {"state": self._state, "error": self._error})
             return
         stats = worker.stats
         state = "busy" if worker.busy else self._state
@@ -367,12 +366,15 @@ class SegZeroNode(LifecycleNode):
                 for label, q in (("p50", 50), ("p99", 99))
             },
         }
+        self._send_diagnostics(state, values)
+
+    def _send_diagnostics(self, state: str, values: dict[str, Any]) -> None:
         level = DiagnosticStatus.ERROR if state == "error" else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: segzero",
             hardware_id="segzero",
-            message=state,
+            message=self._error if state == "error" else state,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )
         msg = DiagnosticArray(status=[status])

@@ -370,6 +370,51 @@ def test_lifecycle_transitions_through_the_services(ros):
     assert goal_on_frame(probe, make_frame(), "after-reconfigure", node)["status"] == "ok"
 
 
+@pytest.fixture
+def rclpy_context():
+    """rclpy initialised in this process (by the module's probe, or here for this test alone)."""
+    isolate_ros_domain()
+    import rclpy
+
+    owned = not rclpy.ok()
+    if owned:
+        rclpy.init()
+    yield
+    if owned:
+        rclpy.try_shutdown()
+
+
+def test_unavailable_backend_fails_configure_and_diagnostics_say_why(rclpy_context):
+    """A node asked for TensorRT where there is none stays unconfigured; its diagnostics name the fallback."""
+    import sys
+
+    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from segzero_ros.node import SegZeroNode
+
+    overrides = [Parameter("preset", value="tiny"), Parameter("segmenter.backend", value="tensorrt")]
+    saved = sys.modules.get("tensorrt")
+    sys.modules["tensorrt"] = None  # as on every machine here; set explicitly so a robot runs the same test
+    node = SegZeroNode("segzero_no_tensorrt", parameter_overrides=overrides)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+        sent = []
+        node._diag_pub.publish = sent.append
+        node._publish_diagnostics()
+        status = sent[0].status[0]
+        assert status.level == status.ERROR and "tensorrt" in status.message and "'onnx'" in status.message
+        assert {kv.key: kv.value for kv in status.values}["state"] == "error"
+    finally:
+        node.destroy_node()
+        if saved is None:
+            sys.modules.pop("tensorrt", None)
+        else:
+            sys.modules["tensorrt"] = saved
+
+
 def test_ctrl_c_shuts_down_cleanly(ros):
     _, node = ros
     assert node.stop(timeout=180) == 0, node.log()[-3000:]
