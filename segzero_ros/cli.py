@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -37,11 +38,12 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     LOG.info("wrote %s", path)
 
 
-def _segmenter_config(args: argparse.Namespace):
+def segmenter_config(args: argparse.Namespace):
+    """The SAM2 configuration the model arguments ask for (``--tiny`` or ``--sam2 tiny``: the tiny SAM2)."""
     from segzero_ros.segmenter import SegmenterConfig
     from segzero_ros.tiny import tiny_segmenter_config
 
-    if args.tiny:
+    if args.tiny or args.sam2 == "tiny":
         return tiny_segmenter_config(device=args.device, backend=args.sam2_backend, precision=args.sam2_precision)
     return SegmenterConfig(
         backend=args.sam2_backend,
@@ -53,13 +55,15 @@ def _segmenter_config(args: argparse.Namespace):
     )
 
 
-def _reasoner(args: argparse.Namespace):
+def load_reasoner(args: argparse.Namespace):
+    """The reasoner the model arguments ask for (``--tiny`` or ``--reasoner tiny``: the fitted tiny model)."""
     from segzero_ros.reasoner import Reasoner, ReasonerConfig
     from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path
 
-    model = str(tiny_reasoner_path()) if args.tiny else args.reasoner
+    tiny = args.tiny or args.reasoner == "tiny"
+    model = str(tiny_reasoner_path()) if tiny else args.reasoner
     LOG.info("loading reasoner %s (a 7B model takes a few minutes and ~16 GB)", model)
-    image_size = args.image_size or (TINY_IMAGE_SIZE if args.tiny else ReasonerConfig.image_size)
+    image_size = args.image_size or (TINY_IMAGE_SIZE if tiny else ReasonerConfig.image_size)
     config = ReasonerConfig(
         model=model,
         image_size=image_size,
@@ -67,7 +71,7 @@ def _reasoner(args: argparse.Namespace):
         strict=args.strict,
         device=args.device,
         max_new_tokens=args.max_new_tokens,
-        local_files_only=args.local_files_only or args.tiny,
+        local_files_only=args.local_files_only or tiny,
     )
     return Reasoner(config)
 
@@ -97,7 +101,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from segzero_ros.segmenter import make_segmenter
 
     rgb = _read_image(args.image)
-    pipeline = Pipeline(_reasoner(args), make_segmenter(_segmenter_config(args)))
+    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
     result = pipeline.run(rgb, args.goal, multi=args.multi or None)
     code = _save_result(result, rgb, Path(args.out) if args.out else None, args.json)
     if args.tiny:
@@ -130,7 +134,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     rgb = _read_image(args.image)
     target = Target(bbox=args.box, points=list(args.points or []))
-    segmenter = make_segmenter(_segmenter_config(args))
+    segmenter = make_segmenter(segmenter_config(args))
     segments = segmenter.segment(rgb, [target])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         LOG.info("building or loading the tiny offline models (first run: a few minutes)")
     if args.node:
         return _demo_through_node(args, rgb, out)
-    pipeline = Pipeline(_reasoner(args), make_segmenter(_segmenter_config(args)))
+    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
     result = pipeline.run(rgb, args.goal)
     code = _save_result(result, rgb, out, args.json)
     if args.tiny:
@@ -290,7 +294,25 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     return 0 if args.tiny or answer.result.get("status") == "ok" else 1
 
 
-def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
+def training_module(name: str):
+    """``training.<name>`` of this source tree (the sam2 wheel installs an unrelated top-level ``training``)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "training" / "__init__.py").is_file():
+        raise SystemExit(f"segzero: training/ is not next to {root / 'segzero_ros'}; run from a source checkout")
+    cached = sys.modules.get("training")
+    if cached is not None and Path(getattr(cached, "__file__", "") or "").resolve().parent != root / "training":
+        for key in [k for k in sys.modules if k == "training" or k.startswith("training.")]:
+            del sys.modules[key]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    elif sys.path.index(str(root)) > 0:
+        sys.path.remove(str(root))
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"training.{name}")
+
+
+def add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
+    """The reasoner and SAM2 options shared by every command that runs the models."""
     from segzero_ros.reasoner import SEGZERO_7B
     from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
 
@@ -298,8 +320,10 @@ def _add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> N
     if tiny_default:
         g.add_argument("--real", dest="tiny", action="store_false", help="use the real models instead of tiny ones")
     g.add_argument("--tiny", action="store_true", default=tiny_default, help="use the tiny offline models")
-    g.add_argument("--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id or local folder")
-    g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id or local checkpoint")
+    g.add_argument(
+        "--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id, local folder or 'tiny'"
+    )
+    g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id, local checkpoint or 'tiny'")
     g.add_argument("--sam2-config", default=None, help="sam2 config for a local checkpoint with an unusual name")
     g.add_argument(
         "--sam2-backend", default="torch", choices=BACKENDS, help="SAM2 backend (auto: the fastest this machine runs)"
@@ -328,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
     p.add_argument("--node", action="store_true", help="run it through segzero_node (ROS 2 topics) as robots do")
     p.add_argument("--node-timeout", type=float, default=900.0, help="seconds to wait for the node, then its result")
-    _add_model_args(p, tiny_default=True)
+    add_model_args(p, tiny_default=True)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("infer", help="segment what a goal asks for in an image")
@@ -336,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--goal", required=True)
     p.add_argument("--out", default=None, help="folder for overlay.png, mask*.png, result.json")
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("segment", help="run SAM2 alone on a box (+ points) prompt")
@@ -344,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", required=True, type=_parse_box, help="x1,y1,x2,y2 in image pixels")
     p.add_argument("--points", nargs="*", type=_parse_xy, help="positive clicks x,y ...")
     p.add_argument("--out", default="segment_out")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("export-onnx", help="export SAM2 to ONNX (encoder.onnx + decoder.onnx + export.json)")
@@ -366,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda", help="cuda or cuda:N")
     p.set_defaults(func=cmd_build_engine)
 
+    sub.add_parser(
+        "eval",
+        add_help=False,
+        help="gIoU/cIoU of a reasoner + SAM2 on an evaluation set (training/evaluate.py; segzero eval --help)",
+    )
+
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
     p = bench.add_parser("sam2", help="SAM2 backends side by side: encoder/decoder ms, speed-up, mask IoU")
@@ -383,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "eval":
+        return training_module("evaluate").main(rest + (["--quiet"] if args.quiet else []), prog="segzero eval")
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="[%(levelname)s] %(name)s: %(message)s",

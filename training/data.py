@@ -101,20 +101,24 @@ def rows_from_masks(
     protocol: str = "segzero",
     size: int = REASONER_SIZE,
     id_prefix: str = "sample",
+    resize: bool = True,
 ) -> list[dict[str, Any]]:
-    """Training rows from (RGB image, goal, mask or list of masks) triples; empty masks are skipped."""
+    """Training rows from (RGB image, goal, mask or list of masks) triples; empty masks are skipped.
+
+    ``resize=False`` keeps ``image`` at its original size (evaluation rows: the pipeline resizes itself)."""
     rows = []
     for i, (rgb, goal, masks) in enumerate(samples):
         masks = [masks] if isinstance(masks, np.ndarray) else list(masks)
         if not masks or not all(np.asarray(m).any() for m in masks):
             continue
         union = np.logical_or.reduce([np.asarray(m, bool) for m in masks])
+        image = Image.fromarray(np.asarray(rgb)).convert("RGB")
         rows.append(
             {
                 "id": f"{id_prefix}-{i}",
                 "problem": goal,
                 "solution": solution_from_masks(masks, protocol, size),
-                "image": Image.fromarray(np.asarray(rgb)).convert("RGB").resize((size, size), Image.BILINEAR),
+                "image": image.resize((size, size), Image.BILINEAR) if resize else image,
                 "img_height": int(rgb.shape[0]),
                 "img_width": int(rgb.shape[1]),
                 "mask": union,
@@ -123,7 +127,13 @@ def rows_from_masks(
     return rows
 
 
-def coco_rows(annotation_file: str | Path, image_dir: str | Path, protocol: str = "segzero", limit: int | None = None):
+def coco_rows(
+    annotation_file: str | Path,
+    image_dir: str | Path,
+    protocol: str = "segzero",
+    limit: int | None = None,
+    size: int = REASONER_SIZE,
+):
     """Rows from COCO-style instance annotations (``pycocotools``); the goal is the referring sentence when the
     annotation has one (``sentences``/``caption``, RefCOCO-style), else ``the <category name>``."""
     from pycocotools.coco import COCO
@@ -142,7 +152,7 @@ def coco_rows(annotation_file: str | Path, image_dir: str | Path, protocol: str 
             goal = goal or (sentences[0] if sentences else f"the {names[ann['category_id']]}")
             yield rgb, goal, coco.annToMask(ann).astype(bool)
 
-    return rows_from_masks(samples(), protocol, id_prefix="coco")
+    return rows_from_masks(samples(), protocol, size, id_prefix="coco")
 
 
 # --- synthetic set --------------------------------------------------------------------------------------
@@ -185,7 +195,13 @@ def synthetic_scene(seed: int, width: int = 640, height: int = 480, n_objects: i
 
 
 def synthetic_rows(
-    n: int, seed: int = 0, protocol: str = "segzero", width: int = 640, height: int = 480, size: int = REASONER_SIZE
+    n: int,
+    seed: int = 0,
+    protocol: str = "segzero",
+    width: int = 640,
+    height: int = 480,
+    size: int = REASONER_SIZE,
+    resize: bool = True,
 ) -> list[dict[str, Any]]:
     """``n`` rows of synthetic scenes, each goal naming one object (segzero) or every object of a colour (multi)."""
     samples = []
@@ -198,7 +214,7 @@ def synthetic_rows(
         else:
             same = [m for c, _, _, m in objects if c == colour]
             samples.append((rgb, f"every {colour} object", same))
-    return rows_from_masks(samples, protocol, size, id_prefix=f"synthetic{seed}")
+    return rows_from_masks(samples, protocol, size, id_prefix=f"synthetic{seed}", resize=resize)
 
 
 # --- released sets --------------------------------------------------------------------------------------

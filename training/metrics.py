@@ -31,11 +31,11 @@ def _totals(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray]) -> np
     return np.array([intersection_union(p, g) for p, g in zip(preds, gts, strict=True)], dtype=np.int64).reshape(-1, 2)
 
 
-def giou(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray], empty: str = "zero") -> float:
-    """Mean over samples of I/U (0.0 for no samples)."""
+def giou_from_counts(counts: np.ndarray | Sequence[tuple[int, int]], empty: str = "zero") -> float:
+    """gIoU from per-sample (I, U) pairs, as ``intersection_union`` gives them (0.0 for no samples)."""
     if empty not in EMPTY_RULES:
         raise ValueError(f"empty must be one of {EMPTY_RULES}, got {empty!r}")
-    totals = _totals(preds, gts)
+    totals = np.asarray(counts, dtype=np.int64).reshape(-1, 2)
     inter, union = totals[:, 0].astype(float), totals[:, 1].astype(float)
     has_union = union > 0
     per_sample = np.divide(inter, union, out=np.full_like(inter, 1.0 if empty == "one" else 0.0), where=has_union)
@@ -44,8 +44,20 @@ def giou(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray], empty: s
     return float(per_sample.mean()) if per_sample.size else 0.0
 
 
-def ciou(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray]) -> float:
-    """Cumulative IoU: total intersection over total union (0.0 when every union is empty)."""
-    totals = _totals(preds, gts)
+def ciou_from_counts(counts: np.ndarray | Sequence[tuple[int, int]]) -> float:
+    """cIoU from per-sample (I, U) pairs: ΣI / ΣU (0.0 when every union is empty)."""
+    totals = np.asarray(counts, dtype=np.int64).reshape(-1, 2)
     union = int(totals[:, 1].sum())
     return float(totals[:, 0].sum() / union) if union else 0.0
+
+
+def giou(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray], empty: str = "zero") -> float:
+    """Mean over samples of I/U (0.0 for no samples)."""
+    if empty not in EMPTY_RULES:
+        raise ValueError(f"empty must be one of {EMPTY_RULES}, got {empty!r}")
+    return giou_from_counts(_totals(preds, gts), empty)
+
+
+def ciou(preds: Sequence[np.ndarray | None], gts: Sequence[np.ndarray]) -> float:
+    """Cumulative IoU: total intersection over total union (0.0 when every union is empty)."""
+    return ciou_from_counts(_totals(preds, gts))

@@ -1,0 +1,162 @@
+"""ReasonSeg-style evaluation: a reasoner checkpoint + a SAM2 backend over an evaluation set → gIoU and cIoU.
+
+``python -m training.evaluate --reasoner PATH --data synthetic|DIR|FILE|ID [--split val,test] [--limit N] [--json]
+[--out DIR]`` (also ``segzero eval ...``). Answers are parsed as the reference evaluation parses them unless
+``--lenient``; a sample that fails (unparsable answer, no mask) counts I = 0, U = |gt|. ``--out`` gets
+``samples_<split>.jsonl`` (per sample: goal, reasoning, raw answer, targets, I, U, IoU) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.metrics import EMPTY_RULES, ciou_from_counts, giou_from_counts, intersection_union
+
+LOG = logging.getLogger("segzero.eval")
+
+SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 2}  # the synthetic splits never share scenes
+SYNTHETIC_DEFAULT_SIZE = 50
+
+
+def load_eval_rows(data: str, split: str, limit: int | None, protocol: str = "segzero") -> list[dict[str, Any]]:
+    """Rows with ``image`` (original size), ``problem`` and ``mask``: the synthetic set, or ReasonSeg."""
+    from training import data as D
+
+    if data == "synthetic":
+        seed = SYNTHETIC_SEEDS.get(split, 3 + sum(map(ord, split)))
+        return D.synthetic_rows(limit or SYNTHETIC_DEFAULT_SIZE, seed, protocol, resize=False)
+    return D.load_reasonseg(data, split, limit)
+
+
+def summarise(counts: Sequence[tuple[int, int]], failed: int, empty: str) -> dict[str, Any]:
+    """gIoU, cIoU, sample and failure counts of one set of (I, U) pairs."""
+    return {
+        "giou": giou_from_counts(counts, empty),
+        "ciou": ciou_from_counts(counts),
+        "n": len(counts),
+        "failed": failed,
+    }
+
+
+def evaluate_rows(
+    pipeline,
+    rows: Sequence[dict[str, Any]],
+    empty: str = "zero",
+    on_sample: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``pipeline`` on every row; the summary (``giou``, ``ciou``, ``n``, ``failed``, ``seconds``)."""
+    counts: list[tuple[int, int]] = []
+    failed = 0
+    start = time.perf_counter()
+    for k, row in enumerate(rows, start=1):
+        rgb = np.asarray(row["image"].convert("RGB"))
+        result = pipeline.run(rgb, row["problem"], goal_id=str(row["id"]))
+        pred = result.union() if result.ok else None
+        inter, union = intersection_union(pred, row["mask"])
+        counts.append((inter, union))
+        failed += not result.ok
+        if on_sample is not None:
+            sample = result.to_dict()
+            sample.update(intersection=inter, union=union, iou=inter / union if union else None)
+            on_sample(sample)
+        if k % 10 == 0 or k == len(rows):
+            LOG.info("%d/%d samples, running gIoU %.4f", k, len(rows), giou_from_counts(counts, empty))
+    return summarise(counts, failed, empty) | {"seconds": round(time.perf_counter() - start, 2), "counts": counts}
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the models once, evaluate every split of ``args.split``; the summary with per-split tables."""
+    from segzero_ros.cli import load_reasoner, segmenter_config
+    from segzero_ros.pipeline import Pipeline
+    from segzero_ros.segmenter import make_segmenter
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    protocol = "multi" if args.multi else "segzero"
+    splits = [s.strip() for s in args.split.split(",") if s.strip()]
+    rows = {split: load_eval_rows(args.data, split, args.limit, protocol) for split in splits}
+    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
+    summary: dict[str, Any] = {"data": args.data, "empty": args.empty, "strict": args.strict, "splits": {}}
+    all_counts: list[tuple[int, int]] = []
+    all_failed = 0
+    try:
+        for split in splits:
+            LOG.info("evaluating %s/%s: %d samples", args.data, split, len(rows[split]))
+            sink = (out / f"samples_{split}.jsonl").open("w", encoding="utf-8") if out is not None else None
+            try:
+                write = (lambda sample, f=sink: f.write(json.dumps(sample) + "\n")) if sink is not None else None
+                result = evaluate_rows(pipeline, rows[split], args.empty, write)
+            finally:
+                if sink is not None:
+                    sink.close()
+            all_counts += result.pop("counts")
+            all_failed += result["failed"]
+            summary["splits"][split] = result
+        summary |= summarise(all_counts, all_failed, args.empty)
+        summary["models"] = {"reasoner": pipeline.reasoner.config.model, "sam2": pipeline.segmenter.description}
+    finally:
+        pipeline.close()
+    if out is not None:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    """The per-split table, as the reference's evaluation prints it, plus failures."""
+    print(f"{'split':<12}{'n':>6}{'failed':>8}{'gIoU':>9}{'cIoU':>9}")
+    for split, row in summary["splits"].items():
+        print(f"{split:<12}{row['n']:>6}{row['failed']:>8}{row['giou']:>9.4f}{row['ciou']:>9.4f}")
+    if len(summary["splits"]) > 1:
+        print(f"{'all':<12}{summary['n']:>6}{summary['failed']:>8}{summary['giou']:>9.4f}{summary['ciou']:>9.4f}")
+
+
+def build_parser(prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
+    from segzero_ros.cli import add_model_args
+
+    p = argparse.ArgumentParser(prog=prog, description="gIoU / cIoU of a reasoner + SAM2 on an evaluation set.")
+    p.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (generated, offline), a ReasonSeg folder/parquet, or a hub id (Ricky06662/ReasonSeg_val)",
+    )
+    p.add_argument("--split", default="val", help="comma-separated splits (val,test)")
+    p.add_argument("--limit", type=int, default=None, help="samples per split (synthetic default 50)")
+    p.add_argument("--empty", default="zero", choices=EMPTY_RULES, help="score of samples with an empty union")
+    p.add_argument("--lenient", dest="strict", action="store_false", help="repair answers the reference would fail")
+    p.add_argument("--out", default=None, help="folder for samples_<split>.jsonl and summary.json")
+    p.add_argument("--json", action="store_true", help="print one JSON object (giou, ciou, n, failed, splits)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    add_model_args(p)
+    p.set_defaults(strict=True)  # parse as the reference evaluation does
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m training.evaluate") -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="[%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.limit is not None and args.limit < 1:
+        raise SystemExit(f"--limit must be at least 1, got {args.limit}")
+    summary = evaluate(args)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_table(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
