@@ -131,3 +131,13 @@ def test_reference_layout_at_another_image_size_is_refused(tmp_path):
     args, _ = T.parse(["--config", TINY, "--output_dir", str(tmp_path), "--dataset_name", str(tmp_path)])
     with pytest.raises(SystemExit, match="840 frame"):
         T.load_rows(args)
+
+
+@pytest.mark.slow
+def test_multi_protocol_trains_with_the_multi_rewards(tmp_path, tiny_reasoner_dir):
+    argv = ["--config", TINY, "--output_dir", str(tmp_path), "--protocol", "multi", "--max_steps", "1"]
+    trainer = T.train([*argv, "--save_strategy", "no"])
+    logged = next(h for h in trainer.state.log_history if "loss" in h)
+    assert math.isfinite(logged["loss"])
+    for name in ("multi_format_reward", "multi_accuracy_reward", "non_repeat_reward"):
+        assert 0.0 <= logged[f"rewards/{name}/mean"] <= 1.0
