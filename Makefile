@@ -1,12 +1,14 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv when missing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)
+# training/ and bench/ import from the repository root; the segzero_ros module lives in segzero_ros/.
+export PYTHONPATH := $(CURDIR):$(CURDIR)/segzero_ros
 
 .PHONY: venv demo test lint bench clean
 
 venv:
 	@bash scripts/setup_venv.sh
+	@bash scripts/build_interfaces.sh $(VENV)
 
 demo: venv
 	$(PY) -m segzero_ros.cli demo --out demo_out

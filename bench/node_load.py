@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "segzero_ros"))
 sys.path.insert(0, str(ROOT / "test"))
 
 TARGETS = {"callback_p50_ms": 1.0, "publish_p50_ms": 5.0, "rss_growth_mb": 50.0}

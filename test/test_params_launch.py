@@ -11,7 +11,7 @@ import yaml
 
 from segzero_ros import params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1] / "segzero_ros"  # the ament_python package
 LAUNCH = ROOT / "launch" / "segzero.launch.py"
 
 

@@ -296,9 +296,9 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
 
 def training_module(name: str):
     """``training.<name>`` of this source tree (the sam2 wheel installs an unrelated top-level ``training``)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the repository: segzero_ros/segzero_ros/cli.py
     if not (root / "training" / "__init__.py").is_file():
-        raise SystemExit(f"segzero: training/ is not next to {root / 'segzero_ros'}; run from a source checkout")
+        raise SystemExit(f"segzero: no training/ in {root}; segzero eval runs from a source checkout")
     cached = sys.modules.get("training")
     if cached is not None and Path(getattr(cached, "__file__", "") or "").resolve().parent != root / "training":
         for key in [k for k in sys.modules if k == "training" or k.startswith("training.")]:
