@@ -84,6 +84,7 @@ class Probe:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from segzero_interfaces.msg import SegmentationResult
         from sensor_msgs.msg import Image
         from std_msgs.msg import Empty, String
 
@@ -98,10 +99,11 @@ class Probe:
         self.lock = threading.Lock()
         self.arrived: dict[str, list[float]] = {}
         self.received: dict[str, list[Any]] = {
-            k: [] for k in ("result", "mask", "labels", "overlay", "reasoning", "diagnostics")
+            k: [] for k in ("result", "segmentation", "mask", "labels", "overlay", "reasoning", "diagnostics")
         }
         self._subs = [
             self.node.create_subscription(String, "result", self._keep("result"), reliable),
+            self.node.create_subscription(SegmentationResult, "segmentation", self._keep("segmentation"), reliable),
             self.node.create_subscription(Image, "mask", self._keep("mask"), reliable),
             self.node.create_subscription(Image, "labels", self._keep("labels"), reliable),
             self.node.create_subscription(Image, "overlay", self._keep("overlay"), reliable),

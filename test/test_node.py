@@ -110,6 +110,10 @@ def test_goal_before_any_image_fails_after_the_timeout(ros):
     result = result_for(probe, "early", node)
     assert result["status"] == "error"
     assert "no image received within 5 s" in result["error"]
+    probe.wait_for(lambda: any(m.goal_id == "early" for m in probe.take("segmentation")), 30, "segmentation", node)
+    (typed,) = [m for m in probe.take("segmentation") if m.goal_id == "early"]
+    assert typed.status == "error" and typed.error == result["error"] and not typed.targets
+    assert (typed.mask.width, typed.mask.height, typed.header.frame_id) == (0, 0, "")
 
 
 def test_mask_has_the_source_frame_header_and_size(ros):
@@ -133,6 +137,19 @@ def test_mask_has_the_source_frame_header_and_size(ros):
     pixels = np.frombuffer(bytes(mask.data), np.uint8)
     assert set(np.unique(pixels)) <= {0, 255} and int((pixels == 255).sum()) == target["area"]
     assert probe.take("reasoning")[-1].data.startswith("The goal names one object")
+
+    # The typed result on `segmentation` says the same as the JSON, with the source frame's header.
+    probe.wait_for(lambda: any(m.goal_id == "aligned" for m in probe.take("segmentation")), 30, "segmentation", node)
+    (typed,) = [m for m in probe.take("segmentation") if m.goal_id == "aligned"]
+    assert (typed.header.stamp.sec, typed.header.stamp.nanosec, typed.header.frame_id) == (1234, 5678, "cam_optical")
+    assert (typed.status, typed.error, typed.goal, typed.protocol) == ("ok", "", "The red cup.", "segzero")
+    assert typed.reasoning == probe.take("reasoning")[-1].data and typed.answer == result["answer"]
+    (typed_target,) = typed.targets
+    assert [typed_target.x1, typed_target.y1, typed_target.x2, typed_target.y2] == pytest.approx(target["bbox"])
+    assert typed_target.points.tolist() == pytest.approx([v for point in target["points"] for v in point])
+    assert (typed_target.area, typed_target.mask_index) == (target["area"], 1)
+    assert bytes(typed.mask.data) == bytes(mask.data) and bytes(typed.labels.data) == bytes(labels.data)
+    assert typed.mask.header.frame_id == "cam_optical" and typed.total_ms > 0
 
 
 def test_overlay_is_published_to_a_subscriber(ros):
@@ -290,6 +307,84 @@ def test_cancel_answers_pending_goals_as_cancelled(ros):
     probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), GOAL_TIMEOUT, "4 results", node)
     statuses = [r["error"] or "ok" for r in probe.results()]
     assert len(statuses) == 4 and "cancelled" in statuses
+
+
+@pytest.fixture(scope="module")
+def segment_client(ros):
+    from segzero_ros.client import SegmentClient
+
+    client = SegmentClient()
+    assert client.wait_for_server(60), "the node serves no 'segment' action"
+    yield client
+    client.close()
+
+
+def _mask_pixels(image_msg) -> int:
+    return int((np.frombuffer(bytes(image_msg.data), np.uint8) == 255).sum())
+
+
+def test_action_segments_an_explicit_image_with_its_header(ros, segment_client):
+    probe, node = ros
+    image = make_frame(320, 240, sec=4242, nanosec=7, frame_id="arm_camera")
+    result = segment_client.segment("the red cup", image=image, timeout=GOAL_TIMEOUT, goal_id="act-image")
+    assert result.status == "ok", (result.error, node.log()[-3000:])
+    assert (result.goal_id, result.header.stamp.sec, result.header.frame_id) == ("act-image", 4242, "arm_camera")
+    assert (result.mask.width, result.mask.height, result.mask.header.frame_id) == (320, 240, "arm_camera")
+    (target,) = result.targets
+    assert target.area == _mask_pixels(result.mask) and target.mask_index == 1
+    probe.wait_for(lambda: "segmenting" in [f.stage for f in segment_client.feedback], 10, "feedback", node)
+    stages = [f.stage for f in segment_client.feedback]
+    assert stages == ["queued", "reasoning", "segmenting"]
+    # Topic subscribers see action goals too: one `segmentation` message and one `result`.
+    probe.wait_for(lambda: any(r["id"] == "act-image" for r in probe.results()), 10, "result JSON", node)
+    assert [m.goal_id for m in probe.take("segmentation")].count("act-image") == 1
+
+
+def test_action_without_an_image_uses_the_newest_camera_frame(ros, segment_client):
+    probe, node = ros
+    frame = make_frame(400, 300, sec=5151, frame_id="head_camera")
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
+    before = int(_diagnostics_value(probe, "frames_received"))
+    serve_frames_until(probe, frame, lambda: int(_diagnostics_value(probe, "frames_received")) > before, node, "frame")
+    result = segment_client.segment("the red cup", timeout=GOAL_TIMEOUT)
+    assert result.status == "ok", result.error
+    assert (result.header.stamp.sec, result.header.frame_id) == (5151, "head_camera")
+    assert (result.mask.width, result.mask.height) == (400, 300)
+
+
+def test_action_bad_goals_get_error_results(ros, segment_client):
+    _, node = ros
+    empty = segment_client.segment("   ", image=make_frame(64, 48), timeout=GOAL_TIMEOUT)
+    assert (empty.status, empty.error) == ("error", "empty goal")
+    broken = make_frame(64, 48)
+    broken.step = 10  # shorter than a row
+    bad_image = segment_client.segment("the red cup", image=broken, timeout=GOAL_TIMEOUT)
+    assert bad_image.status == "error" and bad_image.error.startswith("bad image in the goal"), bad_image.error
+    assert node.alive()
+
+
+def test_action_goal_cancelled_while_queued_and_client_timeout(ros, segment_client):
+    from action_msgs.msg import GoalStatus
+
+    probe, node = ros
+    clear_and_send_goals(probe, "busy", 3)  # the worker is busy for a while: the action goal waits in the queue
+    handle = segment_client.send("the red cup", image=make_frame(64, 48), goal_id="act-cancel")
+    cancel = handle.cancel_goal_async()
+    outcome = segment_client.wait_future(handle.get_result_async(), time.monotonic() + GOAL_TIMEOUT, "cancelled result")
+    assert cancel.result() is not None and len(cancel.result().goals_canceling) == 1
+    assert outcome.status == GoalStatus.STATUS_CANCELED
+    assert (outcome.result.result.status, outcome.result.result.error) == ("cancelled", "cancelled")
+
+    # A client that gives up cancels its goal; the node still answers it exactly once.
+    clear_and_send_goals(probe, "busy2", 4)  # about 0.1 s each on a fast machine, so well over the 0.05 s below
+    with pytest.raises(TimeoutError):
+        segment_client.segment("the red cup", image=make_frame(64, 48), timeout=0.05, goal_id="act-timeout")
+    probe.wait_for(
+        lambda: any(m.goal_id == "act-timeout" for m in probe.take("segmentation")), GOAL_TIMEOUT, "answer", node
+    )
+    answers = [m for m in probe.take("segmentation") if m.goal_id == "act-timeout"]
+    assert len(answers) == 1 and answers[0].status in ("cancelled", "ok")
+    probe.wait_for(lambda: {r["id"] for r in probe.results()} >= {f"busy2-{i}" for i in range(4)}, GOAL_TIMEOUT, "busy")
 
 
 def _call(probe, srv_type, name, request, timeout=60.0):

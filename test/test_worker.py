@@ -120,6 +120,37 @@ def test_cancel_and_stop_answer_pending_goals(rec_worker):
     assert errors == {"c0": None, "c1": "cancelled", "c2": "cancelled"}
 
 
+def test_cancel_of_one_goal_leaves_the_others_queued(rec_worker):
+    rec, worker = rec_worker
+    worker.offer_frame(frame(1))
+    rec.gate.clear()
+    worker.submit(Goal("cup", id="d0"))
+    time.sleep(0.1)  # the worker holds d0
+    d1, d2 = Goal("cup", id="d1"), Goal("cup", id="d2")
+    worker.submit(d1)
+    worker.submit(d2)
+    assert worker.busy and not worker.is_running(d1)
+    assert [g.id for g in worker.cancel(d1)] == ["d1"] and worker.pending_goals() == [d2]
+    assert worker.cancel(Goal("cup", id="d1")) == []  # identity, not equal fields
+    rec.gate.set()
+    rec.wait(3)
+    assert {g.id: r.error for g, _, r in rec.results} == {"d0": None, "d1": "cancelled", "d2": None}
+
+
+def test_goal_with_its_own_frame_skips_the_camera_frame_and_the_wait(rec_worker):
+    rec, worker = rec_worker
+    own = frame(7)
+    worker.submit(Goal("cup", id="own", frame=own))  # no camera frame ever arrived: no image wait either
+    rec.wait(1, timeout=0.25)
+    goal, used, result = rec.results[0]
+    assert goal.id == "own"
+    assert result.ok and used is own and rec.frames_used == [own]
+    worker.offer_frame(frame(1))
+    worker.submit(Goal("cup", id="camera"))
+    rec.wait(2)
+    assert rec.results[1][1].header == 1
+
+
 def test_exception_in_run_is_an_error_result_and_the_worker_lives(rec_worker):
     rec, worker = rec_worker
     worker.offer_frame(frame(1))

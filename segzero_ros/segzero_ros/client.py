@@ -1,4 +1,4 @@
-"""A Python client for a running ``segzero`` node over its topics (ROS side, like ``node.py``).
+"""Python clients for a running ``segzero`` node (ROS side, like ``node.py``): topics and the ``segment`` action.
 
 ``TopicClient(namespace).segment(rgb, "the red cup")`` streams the frame on ``image``, sends the goal on
 ``goal`` and returns the node's ``result`` JSON with the ``mask`` and ``overlay`` that carry the frame's
@@ -124,5 +124,85 @@ class TopicClient:
         return answer
 
     def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+
+
+class SegmentClient:
+    """One-shot requests to a ``segzero`` node through its ``segment`` action (own executor thread).
+
+    ``SegmentClient().segment("the red cup", timeout=30)`` returns the node's ``SegmentationResult`` (status
+    "ok", "error" or "cancelled"); pass ``image`` (an RGB array or a ``sensor_msgs/Image``) to segment that
+    image instead of the node's newest camera frame.
+    """
+
+    def __init__(self, namespace: str = "", action: str = "segment", name: str = "segzero_segment_client") -> None:
+        from rclpy.action import ActionClient
+        from segzero_interfaces.action import Segment
+
+        if not rclpy.ok():
+            rclpy.init()
+        self._segment_type = Segment
+        self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
+        self._client = ActionClient(self.node, Segment, action)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+        self.feedback: list[Any] = []  # every feedback message of the last goal (stage, partial reasoning)
+
+    def wait_for_server(self, timeout: float) -> bool:
+        """True once the node's action server is up (the node is active)."""
+        return self._client.wait_for_server(timeout_sec=timeout)
+
+    def send(
+        self,
+        goal: str,
+        image: np.ndarray | Image | None = None,
+        multi: bool = False,
+        goal_id: str = "",
+        timeout: float = 30.0,
+    ) -> Any:
+        """Send a goal; its ``ClientGoalHandle`` once accepted (``get_result_async``, ``cancel_goal_async``)."""
+        request = self._segment_type.Goal(goal=goal, multi=multi, goal_id=goal_id)
+        if isinstance(image, np.ndarray):
+            request.image = numpy_to_image(image, "rgb8")
+        elif image is not None:
+            request.image = image
+        self.feedback = []
+        sent = self._client.send_goal_async(request, feedback_callback=lambda m: self.feedback.append(m.feedback))
+        handle = self.wait_future(sent, time.monotonic() + timeout, "the node to accept the goal")
+        if not handle.accepted:
+            raise RuntimeError("the segzero node rejected the goal")
+        return handle
+
+    def segment(
+        self,
+        goal: str,
+        image: np.ndarray | Image | None = None,
+        multi: bool = False,
+        timeout: float = 120.0,
+        goal_id: str = "",
+    ) -> Any:
+        """Send ``goal`` and wait for its result; on ``timeout`` the goal is cancelled and TimeoutError raised."""
+        deadline = time.monotonic() + timeout
+        handle = self.send(goal, image, multi, goal_id or uuid.uuid4().hex[:12], timeout)
+        try:
+            return self.wait_future(handle.get_result_async(), deadline, "the result").result.result
+        except TimeoutError:
+            handle.cancel_goal_async()
+            raise
+
+    @staticmethod
+    def wait_future(future: Any, deadline: float, what: str) -> Any:
+        """The result of an rclpy future, polled until ``deadline`` (``time.monotonic()``), else TimeoutError."""
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self) -> None:
+        self._client.destroy()
         self._executor.shutdown()
         self.node.destroy_node()

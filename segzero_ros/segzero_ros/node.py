@@ -15,12 +15,17 @@ import time
 from typing import Any, NoReturn
 
 import rclpy
+import rclpy.task
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionServer, CancelResponse
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from segzero_interfaces.action import Segment
+from segzero_interfaces.msg import SegmentationResult
+from segzero_interfaces.msg import Target as TargetMsg
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty, String
 
@@ -30,6 +35,7 @@ from segzero_ros.overlay import draw_overlay
 from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal
 from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, percentile
 
+CANCELLED = "cancelled"  # the error of a goal dropped by a cancel before it ran
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 # Goals: a deep reader history, so a burst of goals is queued in full and each one gets its result.
 GOAL_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -106,6 +112,45 @@ def result_json(result: Result, header: Any, models: dict[str, str]) -> str:
     return json.dumps(summary)
 
 
+def segmentation_msg(result: Result, header: Any, models: dict[str, str]) -> SegmentationResult:
+    """The ``segmentation`` topic's typed result: the source frame's header, targets, mask and labels."""
+    msg = SegmentationResult(
+        goal_id=result.goal_id,
+        goal=result.goal,
+        status="cancelled" if result.error == CANCELLED else result.status,
+        error=result.error or "",
+        reasoning=result.think or "",
+        answer=result.text,
+        protocol=result.protocol,
+        reason_ms=float(result.timings_ms.get("reason_ms", 0.0)),
+        segment_ms=float(result.timings_ms.get("segment_ms", 0.0)),
+        total_ms=float(result.timings_ms.get("total_ms", 0.0)),
+        reasoner_model=models.get("reasoner", ""),
+        segmenter_model=models.get("segmenter", ""),
+    )
+    if header is not None:
+        msg.header = header
+    for k, target in enumerate(result.targets, start=1):
+        has_mask = k <= len(result.masks)
+        x1, y1, x2, y2 = (float(v) for v in target.bbox)
+        msg.targets.append(
+            TargetMsg(
+                x1=x1,
+                y1=y1,
+                x2=x2,
+                y2=y2,
+                points=[float(v) for point in target.points for v in point],
+                score=float(result.scores[k - 1]) if has_mask else 0.0,
+                area=int(result.masks[k - 1].sum()) if has_mask else 0,
+                mask_index=min(k, 255) if has_mask else 0,
+            )
+        )
+    if result.ok and result.masks:
+        msg.mask = numpy_to_image(result.union().astype("uint8") * 255, "mono8", header)
+        msg.labels = numpy_to_image(result.labels(), "mono8", header)
+    return msg
+
+
 class SegZeroNode(LifecycleNode):
     """Managed node: see the module docstring and the README's topic table."""
 
@@ -120,6 +165,9 @@ class SegZeroNode(LifecycleNode):
         self.worker: GoalWorker | None = None
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
+        self._action_server: ActionServer | None = None
+        # Action goals in flight: the worker's Goal (by identity) -> (its goal handle, the future of its result).
+        self._action_goals: dict[int, tuple[Any, rclpy.task.Future]] = {}
         self._state = "unconfigured"
         self._error = ""
         self._models: dict[str, str] = {}
@@ -193,6 +241,7 @@ class SegZeroNode(LifecycleNode):
             "overlay": self.create_lifecycle_publisher(Image, "overlay", out_qos),
             "reasoning": self.create_lifecycle_publisher(String, "reasoning", RELIABLE),
             "result": self.create_lifecycle_publisher(String, "result", RELIABLE),
+            "segmentation": self.create_lifecycle_publisher(SegmentationResult, "segmentation", RELIABLE),
         }
         self.worker = GoalWorker(
             self._run,
@@ -214,8 +263,15 @@ class SegZeroNode(LifecycleNode):
         # Raw: goal bytes are decoded here, so invalid UTF-8 becomes an error result instead of an exception.
         self._subs.append(self.create_subscription(String, "goal", self._on_goal, GOAL_QOS, raw=True))
         self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, GOAL_QOS))
+        self._action_server = ActionServer(
+            self,
+            Segment,
+            "segment",
+            execute_callback=self._execute_segment,
+            cancel_callback=self._on_action_cancel,
+        )
         self.worker.start()
-        self.get_logger().info("active: waiting for images on 'image' and goals on 'goal'")
+        self.get_logger().info("active: waiting for images on 'image' and goals on 'goal' or the 'segment' action")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -237,7 +293,10 @@ class SegZeroNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop()  # answers pending goals, action goals included
+        if self._action_server is not None:
+            self._action_server.destroy()
+            self._action_server = None
 
     def _release(self) -> None:
         for pub in self._pubs.values():
@@ -296,6 +355,65 @@ class SegZeroNode(LifecycleNode):
         dropped = self.worker.cancel()
         self.get_logger().info(f"cancel: {len(dropped)} pending goal(s) dropped")
 
+    # --- the `segment` action: the same worker and rules as topic goals ----------------------------
+
+    def _action_goal(self, request: Any) -> Goal:
+        """A worker ``Goal`` from a ``Segment`` goal; an explicit image becomes its frame."""
+        goal = Goal(text=request.goal, multi=True if request.multi else None)
+        if request.goal_id:
+            goal.id = request.goal_id
+        if self.pipeline is not None:
+            try:
+                check_goal(goal.text, self.pipeline.max_goal_chars)
+            except GoalError as exc:
+                goal.error = str(exc)
+        if request.image.width or request.image.height or request.image.data:
+            try:
+                array = image_to_numpy(request.image, max_size=self._max_image_size)
+                goal.frame = Frame(array=array, encoding=request.image.encoding, header=request.image.header)
+            except ImageConversionError as exc:
+                goal.error = goal.error or f"bad image in the goal: {exc}"
+        return goal
+
+    async def _execute_segment(self, handle: Any) -> Any:
+        goal = self._action_goal(handle.request)
+        future = rclpy.task.Future(executor=self.executor)
+        future.add_done_callback(lambda _f: None)  # a done callback makes set_result (worker thread) wake us
+        self._action_goals[id(goal)] = (handle, future)
+        waiting = goal.frame is None and self.worker.newest_frame() is None
+        handle.publish_feedback(Segment.Feedback(stage="waiting_for_image" if waiting else "queued"))
+        self.get_logger().info(
+            f"action goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else "")
+        )
+        self.worker.submit(goal)
+        msg = await future
+        if msg.status == "ok":
+            handle.succeed()
+        elif msg.status == "cancelled" and handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        return Segment.Result(result=msg)
+
+    def _on_action_cancel(self, handle: Any) -> CancelResponse:
+        """Accept while the goal waits in the queue; refuse once the models run on it (they cannot stop)."""
+        for key, (pending, _) in list(self._action_goals.items()):
+            if pending is handle:
+                goal = next((g for g in self.worker.pending_goals() if id(g) == key), None)
+                if goal is None:
+                    return CancelResponse.REJECT
+                self.worker.cancel(goal)
+                return CancelResponse.ACCEPT
+        return CancelResponse.REJECT
+
+    def _feedback(self, goal: Goal, stage: str) -> None:
+        entry = self._action_goals.get(id(goal))
+        if entry is not None:
+            try:
+                entry[0].publish_feedback(Segment.Feedback(stage=stage))
+            except Exception as exc:  # feedback is best effort; the result still comes
+                self.get_logger().debug(f"feedback for goal {goal.id} not sent: {exc}")
+
     # --- worker thread ---------------------------------------------------------------------------
 
     def _run(self, frame: Frame, goal: Goal) -> Result:
@@ -311,7 +429,9 @@ class SegZeroNode(LifecycleNode):
                 image_wh=(frame.array.shape[1], frame.array.shape[0]),
                 error=str(exc),
             )
-        return self.pipeline.run(rgb, goal.text, goal_id=goal.id, multi=goal.multi)
+        return self.pipeline.run(
+            rgb, goal.text, goal_id=goal.id, multi=goal.multi, on_stage=lambda stage: self._feedback(goal, stage)
+        )
 
     def _publish_result(self, goal: Goal, frame: Frame | None, result: Result) -> None:
         header = frame.header if frame is not None else None
@@ -328,6 +448,11 @@ class SegZeroNode(LifecycleNode):
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
         self._pubs["result"].publish(String(data=result_json(result, header, self._models)))
+        typed = segmentation_msg(result, header, self._models)
+        self._pubs["segmentation"].publish(typed)
+        action = self._action_goals.pop(id(goal), None)
+        if action is not None:
+            action[1].set_result(typed)
         summary = (
             f"goal {result.goal_id}: {result.status}"
             + (f" ({result.error})" if result.error else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +116,17 @@ class Pipeline:
     def default_protocol(self) -> str:
         return self.reasoner.config.protocol
 
-    def run(self, rgb: np.ndarray, goal: str, goal_id: str | None = None, multi: bool | None = None) -> Result:
-        """Reason about ``goal`` on ``rgb`` (H×W×3 uint8) and segment what it names; never raises for bad input."""
+    def run(
+        self,
+        rgb: np.ndarray,
+        goal: str,
+        goal_id: str | None = None,
+        multi: bool | None = None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Reason about ``goal`` on ``rgb`` (H×W×3 uint8) and segment what it names; never raises for bad input.
+
+        ``on_stage`` is told ``"reasoning"`` and then ``"segmenting"`` as the run gets there."""
         protocol = self.default_protocol if multi is None else ("multi" if multi else "segzero")
         image_wh = (int(rgb.shape[1]), int(rgb.shape[0])) if getattr(rgb, "ndim", 0) >= 2 else (0, 0)
         result = Result(
@@ -129,9 +139,13 @@ class Pipeline:
         try:
             goal = check_goal(goal, self.max_goal_chars)
             check_rgb(rgb)
+            if on_stage is not None:
+                on_stage("reasoning")
             reasoning = self.reasoner.reason(rgb, goal, protocol)
             self._take_reasoning(result, reasoning)
             if reasoning.ok:
+                if on_stage is not None:
+                    on_stage("segmenting")
                 t0 = time.perf_counter()
                 segments = self.segmenter.segment(rgb, reasoning.targets)
                 result.timings_ms["segment_ms"] = (time.perf_counter() - t0) * 1e3

@@ -44,6 +44,7 @@ class Goal:
     multi: bool | None = None
     received: float = field(default_factory=time.monotonic)
     error: str | None = None  # set when the goal was malformed before it reached the queue
+    frame: Frame | None = None  # the image to use instead of the newest camera frame (action goals)
 
 
 @dataclass
@@ -128,14 +129,21 @@ class GoalWorker:
         for old in superseded:
             self._finish(old, None, self._failure(old, "superseded by newer goals (queue full)"))
 
-    def cancel(self) -> list[Goal]:
-        """Drop every pending goal (each answered "cancelled"); the running one finishes."""
+    def cancel(self, goal: Goal | None = None) -> list[Goal]:
+        """Drop ``goal``, or every pending goal, each answered "cancelled"; a running goal finishes."""
         with self._cond:
-            dropped = list(self._goals)
-            self._goals.clear()
+            dropped = [g for g in self._goals if goal is None or g is goal]
+            self._goals = collections.deque(g for g in self._goals if not any(g is d for d in dropped))
         for goal in dropped:
             self._finish(goal, None, self._failure(goal, "cancelled"))
         return dropped
+
+    def pending_goals(self) -> list[Goal]:
+        with self._cond:
+            return list(self._goals)
+
+    def is_running(self, goal: Goal) -> bool:
+        return self._busy is goal
 
     @property
     def busy(self) -> bool:
@@ -195,6 +203,9 @@ class GoalWorker:
     def _handle(self, goal: Goal) -> None:
         if goal.error:
             self._finish(goal, None, self._failure(goal, goal.error))
+            return
+        if goal.frame is not None:
+            self._finish(goal, goal.frame, self._run(goal.frame, goal))
             return
         deadline = time.monotonic() + self.image_timeout_s
         with self._cond:
