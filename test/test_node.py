@@ -136,6 +136,8 @@ def test_mask_has_the_source_frame_header_and_size(ros):
         assert msg.header.frame_id == "cam_optical"
     pixels = np.frombuffer(bytes(mask.data), np.uint8)
     assert set(np.unique(pixels)) <= {0, 255} and int((pixels == 255).sum()) == target["area"]
+    # Topics are independent streams: `reasoning` may arrive after `result` even though it is published first.
+    probe.wait_for(lambda: probe.take("reasoning"), 30, "reasoning", node)
     assert probe.take("reasoning")[-1].data.startswith("The goal names one object")
 
     # The typed result on `segmentation` says the same as the JSON, with the source frame's header.
@@ -337,6 +339,8 @@ def test_action_segments_an_explicit_image_with_its_header(ros, segment_client):
     assert stages == ["queued", "reasoning", "segmenting"]
     # Topic subscribers see action goals too: one `segmentation` message and one `result`.
     probe.wait_for(lambda: any(r["id"] == "act-image" for r in probe.results()), 10, "result JSON", node)
+    probe.wait_for(lambda: any(m.goal_id == "act-image" for m in probe.take("segmentation")), 10, "typed", node)
+    time.sleep(0.5)  # a duplicate, if any, would be right behind
     assert [m.goal_id for m in probe.take("segmentation")].count("act-image") == 1
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
+import numpy as np
 import rclpy
 import rclpy.task
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -112,8 +113,12 @@ def result_json(result: Result, header: Any, models: dict[str, str]) -> str:
     return json.dumps(summary)
 
 
-def segmentation_msg(result: Result, header: Any, models: dict[str, str]) -> SegmentationResult:
-    """The ``segmentation`` topic's typed result: the source frame's header, targets, mask and labels."""
+def segmentation_msg(
+    result: Result, header: Any, models: dict[str, str], mask: Image | None = None, labels: Image | None = None
+) -> SegmentationResult:
+    """The ``segmentation`` topic's typed result: the source frame's header, targets, mask and labels.
+
+    ``mask`` / ``labels``: the images already published for this result (made here when not given)."""
     msg = SegmentationResult(
         goal_id=result.goal_id,
         goal=result.goal,
@@ -146,9 +151,14 @@ def segmentation_msg(result: Result, header: Any, models: dict[str, str]) -> Seg
             )
         )
     if result.ok and result.masks:
-        msg.mask = numpy_to_image(result.union().astype("uint8") * 255, "mono8", header)
-        msg.labels = numpy_to_image(result.labels(), "mono8", header)
+        msg.mask = mask if mask is not None else mask_image(result, header)
+        msg.labels = labels if labels is not None else numpy_to_image(result.labels(), "mono8", header)
     return msg
+
+
+def mask_image(result: Result, header: Any) -> Image:
+    """mono8 255 on every target, 0 elsewhere, with the source frame's header."""
+    return numpy_to_image(np.multiply(result.union(), 255, dtype=np.uint8), "mono8", header)
 
 
 class SegZeroNode(LifecycleNode):
@@ -435,10 +445,13 @@ class SegZeroNode(LifecycleNode):
 
     def _publish_result(self, goal: Goal, frame: Frame | None, result: Result) -> None:
         header = frame.header if frame is not None else None
+        mask = labels = None
         if result.ok and frame is not None:
             t0 = time.perf_counter()
-            self._pubs["mask"].publish(numpy_to_image(result.union().astype("uint8") * 255, "mono8", header))
-            self._pubs["labels"].publish(numpy_to_image(result.labels(), "mono8", header))
+            mask = mask_image(result, header)
+            self._pubs["mask"].publish(mask)
+            labels = numpy_to_image(result.labels(), "mono8", header)
+            self._pubs["labels"].publish(labels)
             overlay = self._pubs["overlay"]
             if self.value("publish_overlay") and overlay.get_subscription_count() > 0:
                 rgb = to_rgb8(frame.array, frame.encoding)
@@ -448,7 +461,7 @@ class SegZeroNode(LifecycleNode):
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
         self._pubs["result"].publish(String(data=result_json(result, header, self._models)))
-        typed = segmentation_msg(result, header, self._models)
+        typed = segmentation_msg(result, header, self._models, mask, labels)
         self._pubs["segmentation"].publish(typed)
         action = self._action_goals.pop(id(goal), None)
         if action is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -21,6 +22,14 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _tint_table(colour: tuple[int, int, int], alpha: float) -> np.ndarray:
+    """256×1×3 lookup table: value v of channel c → round(v·(1 − alpha) + colour[c]·alpha)."""
+    values = np.arange(256, dtype=np.float64)[:, None]
+    table = np.rint(values * (1 - alpha) + np.array(colour, np.float64) * alpha)
+    return table.astype(np.uint8).reshape(256, 1, 3)
+
+
 def draw_overlay(
     rgb: np.ndarray, targets: Sequence[Target], masks: Sequence[np.ndarray], alpha: float = 0.45
 ) -> np.ndarray:
@@ -31,12 +40,12 @@ def draw_overlay(
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         if rows.size == 0:
             continue
-        # Tint only inside the mask's bounding box: a 720p frame costs ~1 ms instead of ~10 ms.
+        # Inside the mask's bounding box only: a per-channel lookup table does the blend in one pass and
+        # OpenCV's masked copy puts it back (numpy's masked arithmetic costs ~20 ms on a 720p frame).
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         roi = out[box]
-        tint = np.empty_like(roi)
-        tint[:] = PALETTE[k % len(PALETTE)]
-        np.copyto(roi, cv2.addWeighted(roi, 1 - alpha, tint, alpha, 0), where=mask[box][..., None])
+        blended = cv2.LUT(roi, _tint_table(PALETTE[k % len(PALETTE)], alpha))
+        cv2.copyTo(blended, np.ascontiguousarray(mask[box]).view(np.uint8), roi)
     for k, target in enumerate(targets):
         colour = PALETTE[k % len(PALETTE)]
         x1, y1, x2, y2 = (round(v) for v in target.bbox)
