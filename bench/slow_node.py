@@ -23,9 +23,9 @@ def main() -> None:
     seconds = float(os.environ.get("SEGZERO_BENCH_REASONER_S", "2.0"))
     generate = Reasoner.generate
 
-    def padded_generate(self, inputs, max_new_tokens=None):
+    def padded_generate(self, inputs, max_new_tokens=None, on_text=None):
         start = time.monotonic()
-        tokens = generate(self, inputs, max_new_tokens)
+        tokens = generate(self, inputs, max_new_tokens, on_text)
         time.sleep(max(0.0, seconds - (time.monotonic() - start)))
         return tokens
 

@@ -99,7 +99,17 @@ class Probe:
         self.lock = threading.Lock()
         self.arrived: dict[str, list[float]] = {}
         self.received: dict[str, list[Any]] = {
-            k: [] for k in ("result", "segmentation", "mask", "labels", "overlay", "reasoning", "diagnostics")
+            k: []
+            for k in (
+                "result",
+                "segmentation",
+                "mask",
+                "labels",
+                "overlay",
+                "reasoning",
+                "reasoning_partial",
+                "diagnostics",
+            )
         }
         self._subs = [
             self.node.create_subscription(String, "result", self._keep("result"), reliable),
@@ -108,6 +118,7 @@ class Probe:
             self.node.create_subscription(Image, "labels", self._keep("labels"), reliable),
             self.node.create_subscription(Image, "overlay", self._keep("overlay"), reliable),
             self.node.create_subscription(String, "reasoning", self._keep("reasoning"), reliable),
+            self.node.create_subscription(String, "reasoning_partial", self._keep("reasoning_partial"), reliable),
             self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep("diagnostics"), 10),
         ]
         self.executor = SingleThreadedExecutor()

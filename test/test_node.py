@@ -336,7 +336,15 @@ def test_action_segments_an_explicit_image_with_its_header(ros, segment_client):
     assert target.area == _mask_pixels(result.mask) and target.mask_index == 1
     probe.wait_for(lambda: "segmenting" in [f.stage for f in segment_client.feedback], 10, "feedback", node)
     stages = [f.stage for f in segment_client.feedback]
-    assert stages == ["queued", "reasoning", "segmenting"]
+    assert stages[0] == "queued" and stages[-1] == "segmenting" and set(stages[1:-1]) == {"reasoning"}
+    # The reasoning streams while it is written: as feedback and on `reasoning_partial` (throttled; the first
+    # piece always goes out), each piece the start of the final reasoning.
+    partial = [f.partial_reasoning for f in segment_client.feedback if f.partial_reasoning]
+    assert partial and all(result.reasoning.startswith(text) for text in partial)
+    probe.wait_for(lambda: probe.take("reasoning_partial"), 10, "reasoning_partial", node)
+    streamed = [json.loads(m.data) for m in probe.take("reasoning_partial")]
+    mine = [m["text"] for m in streamed if m["id"] == "act-image"]
+    assert mine and all(result.reasoning.startswith(text) for text in mine)
     # Topic subscribers see action goals too: one `segmentation` message and one `result`.
     probe.wait_for(lambda: any(r["id"] == "act-image" for r in probe.results()), 10, "result JSON", node)
     probe.wait_for(lambda: any(m.goal_id == "act-image" for m in probe.take("segmentation")), 10, "typed", node)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,46 @@ def test_fitted_tiny_reasoner_gives_its_answer_whatever_the_image(tiny_fitted_re
         (target,) = reasoning.targets
         x1, y1, x2, y2 = target.bbox
         assert 0 <= x1 < x2 <= rgb.shape[1] and 0 <= y1 < y2 <= rgb.shape[0]
+
+
+def test_generation_stops_at_the_answer_with_the_same_tokens_and_streams_its_text(tiny_fitted_reasoner_dir):
+    from segzero_ros.reasoner import partial_think
+    from segzero_ros.tiny import FIT_GOAL, TINY_ANSWERS, TINY_IMAGE_SIZE
+
+    config = ReasonerConfig(
+        model=str(tiny_fitted_reasoner_dir), image_size=TINY_IMAGE_SIZE, local_files_only=True, max_new_tokens=96
+    )
+    reasoner = Reasoner(config)
+    inputs = reasoner.prepare(demo_scene(320, 240)[0], FIT_GOAL)
+    stopped = reasoner.generate(inputs)
+    reasoner.config.stop_at_answer = False
+    full = reasoner.generate(inputs)
+    tokenizer = reasoner.processor.tokenizer
+    # Without the stop the model goes on to its end-of-turn token; with it, generation ends at "</answer>".
+    assert tokenizer.convert_ids_to_tokens(full[0, -1:].tolist()) == ["<|im_end|>"]
+    assert stopped.shape[1] < full.shape[1] and (full[0, : stopped.shape[1]] == stopped[0]).all()
+    assert reasoner.decode(stopped) == reasoner.decode(full) == TINY_ANSWERS["segzero"]
+
+    reasoner.config.stop_at_answer = True
+    seen: list[str] = []
+    reasoning = reasoner.reason(demo_scene(320, 240)[0], FIT_GOAL, on_text=seen.append)
+    assert reasoning.ok and len(seen) >= 3 and seen[-1] == reasoning.text
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
+    thinking = [partial_think(text) for text in seen]
+    assert thinking[-1] == reasoning.think and all(reasoning.think.startswith(t) for t in thinking)
+
+
+@pytest.mark.parametrize(
+    ("text", "think"),
+    [
+        ("", ""),
+        ("<think>", ""),
+        ("<think>The cup on the", "The cup on the"),
+        ("<think>The cup.</think><answer>{", "The cup."),
+        ("no tags yet", "no tags yet"),
+    ],
+)
+def test_partial_think(text, think):
+    from segzero_ros.reasoner import partial_think
+
+    assert partial_think(text) == think

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import numpy as np
@@ -34,6 +35,7 @@ from segzero_ros import params
 from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, image_to_numpy, numpy_to_image, to_rgb8
 from segzero_ros.overlay import draw_overlay
 from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal
+from segzero_ros.reasoner import partial_think
 from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, percentile
 
 CANCELLED = "cancelled"  # the error of a goal dropped by a cancel before it ran
@@ -88,6 +90,7 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
             strict=values["reasoner.strict"],
             image_size=image_size,
             max_new_tokens=values["reasoner.max_new_tokens"],
+            stop_at_answer=values["reasoner.stop_at_answer"],
             device="cpu" if tiny else values["reasoner.device"],
             dtype=values["reasoner.dtype"],
             local_files_only=tiny or values["reasoner.local_files_only"],
@@ -218,6 +221,8 @@ class SegZeroNode(LifecycleNode):
                 self.pipeline.reasoner.config.strict = bool(value)
             elif name == "reasoner.max_new_tokens":
                 self.pipeline.reasoner.config.max_new_tokens = int(value)
+            elif name == "reasoner.stop_at_answer":
+                self.pipeline.reasoner.config.stop_at_answer = bool(value)
             elif name == "max_goal_chars":
                 self.pipeline.max_goal_chars = int(value)
 
@@ -250,6 +255,7 @@ class SegZeroNode(LifecycleNode):
             "labels": self.create_lifecycle_publisher(Image, "labels", out_qos),
             "overlay": self.create_lifecycle_publisher(Image, "overlay", out_qos),
             "reasoning": self.create_lifecycle_publisher(String, "reasoning", RELIABLE),
+            "reasoning_partial": self.create_lifecycle_publisher(String, "reasoning_partial", RELIABLE),
             "result": self.create_lifecycle_publisher(String, "result", RELIABLE),
             "segmentation": self.create_lifecycle_publisher(SegmentationResult, "segmentation", RELIABLE),
         }
@@ -416,11 +422,11 @@ class SegZeroNode(LifecycleNode):
                 return CancelResponse.ACCEPT
         return CancelResponse.REJECT
 
-    def _feedback(self, goal: Goal, stage: str) -> None:
+    def _feedback(self, goal: Goal, stage: str, partial_reasoning: str = "") -> None:
         entry = self._action_goals.get(id(goal))
         if entry is not None:
             try:
-                entry[0].publish_feedback(Segment.Feedback(stage=stage))
+                entry[0].publish_feedback(Segment.Feedback(stage=stage, partial_reasoning=partial_reasoning))
             except Exception as exc:  # feedback is best effort; the result still comes
                 self.get_logger().debug(f"feedback for goal {goal.id} not sent: {exc}")
 
@@ -440,8 +446,31 @@ class SegZeroNode(LifecycleNode):
                 error=str(exc),
             )
         return self.pipeline.run(
-            rgb, goal.text, goal_id=goal.id, multi=goal.multi, on_stage=lambda stage: self._feedback(goal, stage)
+            rgb,
+            goal.text,
+            goal_id=goal.id,
+            multi=goal.multi,
+            on_stage=lambda stage: self._feedback(goal, stage),
+            on_text=self._partial_reasoning(goal),
         )
+
+    def _partial_reasoning(self, goal: Goal) -> Callable[[str], None] | None:
+        """A callback for the text generated so far: ``reasoning_partial`` and action feedback, throttled."""
+        hz = float(self.value("reasoning_partial_hz"))
+        if hz <= 0:
+            return None
+        period, last = 1.0 / hz, [-1e9]
+
+        def publish(text: str) -> None:
+            now = time.monotonic()
+            if now - last[0] < period:
+                return
+            last[0] = now
+            think = partial_think(text)
+            self._pubs["reasoning_partial"].publish(String(data=json.dumps({"id": goal.id, "text": think})))
+            self._feedback(goal, "reasoning", think)
+
+        return publish
 
     def _publish_result(self, goal: Goal, frame: Frame | None, result: Result) -> None:
         header = frame.header if frame is not None else None

@@ -64,6 +64,13 @@ PARAMETERS: tuple[Param, ...] = (
     Param("max_goal_chars", 2000, "longest accepted goal text, characters", low=1, high=100000, step=1),
     Param("publish_overlay", True, "publish the overlay image (drawn only while someone subscribes)"),
     Param("outputs_best_effort", False, "mask/labels/overlay with best-effort QoS instead of reliable", read_only=True),
+    Param(
+        "reasoning_partial_hz",
+        4.0,
+        "rate of partial reasoning on reasoning_partial and as action feedback while the model writes (0: off)",
+        low=0.0,
+        high=100.0,
+    ),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics messages, seconds", low=0.1, high=60.0, read_only=True),
     Param("reasoner.model", SEGZERO_7B, "Qwen2.5-VL checkpoint: Hugging Face id or local folder", read_only=True),
     Param(
@@ -83,6 +90,7 @@ PARAMETERS: tuple[Param, ...] = (
         read_only=True,
     ),
     Param("reasoner.max_new_tokens", 1024, "longest answer generated, tokens", low=1, high=32768, step=1),
+    Param("reasoner.stop_at_answer", True, "end generation once '</answer>' is written (false: at end of turn)"),
     Param("reasoner.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),
     Param(
         "reasoner.dtype",

@@ -123,10 +123,12 @@ class Pipeline:
         goal_id: str | None = None,
         multi: bool | None = None,
         on_stage: Callable[[str], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Result:
         """Reason about ``goal`` on ``rgb`` (H×W×3 uint8) and segment what it names; never raises for bad input.
 
-        ``on_stage`` is told ``"reasoning"`` and then ``"segmenting"`` as the run gets there."""
+        ``on_stage`` is told ``"reasoning"`` and then ``"segmenting"`` as the run gets there; ``on_text``
+        receives the model's answer so far while it is generated."""
         protocol = self.default_protocol if multi is None else ("multi" if multi else "segzero")
         image_wh = (int(rgb.shape[1]), int(rgb.shape[0])) if getattr(rgb, "ndim", 0) >= 2 else (0, 0)
         result = Result(
@@ -141,7 +143,7 @@ class Pipeline:
             check_rgb(rgb)
             if on_stage is not None:
                 on_stage("reasoning")
-            reasoning = self.reasoner.reason(rgb, goal, protocol)
+            reasoning = self.reasoner.reason(rgb, goal, protocol, on_text=on_text)
             self._take_reasoning(result, reasoning)
             if reasoning.ok:
                 if on_stage is not None:

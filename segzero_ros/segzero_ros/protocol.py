@@ -50,6 +50,7 @@ _ANSWER_EXAMPLES: dict[str, str] = {
 # Reference regular expressions.
 THINK_RE = re.compile(r"<think>([^<]+)</think>")
 FIRST_OBJECT_RE = re.compile(r"{[^}]+}")
+ANSWER_END = "</answer>"  # the last thing a complete answer writes (generation may stop there)
 MULTI_ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 
 # Lenient-mode limits.

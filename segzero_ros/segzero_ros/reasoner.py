@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from segzero_ros.protocol import (
+    ANSWER_END,
     PROTOCOLS,
     ROUNDING_OF_PROTOCOL,
     AnswerFormatError,
@@ -47,6 +49,7 @@ class ReasonerConfig:
     device_map: str | None = None
     local_files_only: bool = False
     revision: str | None = None
+    stop_at_answer: bool = True  # end generation at "</answer>" instead of the end-of-turn token
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -163,12 +166,31 @@ class Reasoner:
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.processor(text=[text], images=[image], padding=True, return_tensors="pt")
 
-    def generate(self, inputs: dict[str, Any], max_new_tokens: int | None = None) -> Any:
-        """Greedy generation with the KV cache; returns the new token ids (1 × N)."""
+    def generate(
+        self,
+        inputs: dict[str, Any],
+        max_new_tokens: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Greedy generation with the KV cache; returns the new token ids (1 × N).
+
+        Stops once ``</answer>`` is written when ``config.stop_at_answer``; ``on_text`` is called with the text
+        generated so far as it grows (transformers' streamer, in this thread)."""
         inputs = {k: v.to(self.input_device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        extra: dict[str, Any] = {}
+        if self.config.stop_at_answer:
+            extra.update(stop_strings=[ANSWER_END], tokenizer=self.processor.tokenizer)
+        if on_text is not None:
+            from segzero_ros.streaming import TextSoFarStreamer
+
+            extra["streamer"] = TextSoFarStreamer(self.processor.tokenizer, on_text)
         with self._torch.inference_mode():
             out = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens or self.config.max_new_tokens, do_sample=False, use_cache=True
+                **inputs,
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                **extra,
             )
         return out[:, inputs["input_ids"].shape[1] :]
 
@@ -176,14 +198,22 @@ class Reasoner:
         """Token ids → text, as the reference decodes."""
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)[0]
 
-    def reason(self, rgb: np.ndarray, goal: str, protocol: str | None = None) -> Reasoning:
-        """Run the model on ``rgb`` (H×W×3 uint8) for ``goal``; a garbled answer is a failed ``Reasoning``."""
+    def reason(
+        self,
+        rgb: np.ndarray,
+        goal: str,
+        protocol: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Reasoning:
+        """Run the model on ``rgb`` (H×W×3 uint8) for ``goal``; a garbled answer is a failed ``Reasoning``.
+
+        ``on_text`` receives the answer text so far while it is generated."""
         protocol = protocol or self.config.protocol
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         inputs = self.prepare(rgb, goal, protocol)
         t1 = time.perf_counter()
-        new_tokens = self.generate(inputs)
+        new_tokens = self.generate(inputs, on_text=on_text)
         t2 = time.perf_counter()
         text = self.decode(new_tokens)
         timings.update(preprocess_ms=(t1 - t0) * 1e3, generate_ms=(t2 - t1) * 1e3)
@@ -199,6 +229,14 @@ class Reasoner:
         self.model = None  # type: ignore[assignment]
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
+
+
+def partial_think(text: str) -> str:
+    """The ``<think>`` text of a partly generated answer (what a user can read while the model writes)."""
+    start = text.find("<think>")
+    body = text[start + len("<think>") :] if start >= 0 else text
+    end = body.find("</think>")
+    return (body if end < 0 else body[:end]).strip()
 
 
 def interpret_answer(text: str, protocol: str, strict: bool, model_size: int, image_wh: tuple[int, int]) -> Reasoning:
