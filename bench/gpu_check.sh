@@ -2,7 +2,8 @@
 # GPU checks, as one prepared script for a lent GPU machine (see README, "Benchmarks"): SAM2 backends for
 # hiera-tiny and hiera-large (random weights; speed does not depend on them) — PyTorch eager fp32, eager bf16,
 # torch_compiled bf16, and TensorRT fp16 when `tensorrt` is importable — with speed-up and mask IoU vs eager
-# fp32, then the GPU-marked tests. Figures go to $OUT (gpu_check_*.json, gpu_check.log).
+# fp32; the reasoner's generation paths on the 7B shapes; then the GPU-marked tests. Figures go to $OUT
+# (gpu_check_*.json, gpu_check.log).
 #
 #   here, once:   bash bench/gpu_check.sh --prepare     # wheels the GPU image lacks -> .whl/ (git-ignored)
 #   there:        bash bench/gpu_check.sh               # with .whl carried; python3 there has torch + CUDA
@@ -33,7 +34,7 @@ OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
-export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+export PYTHONPATH="/tmp/site:$PWD/segzero_ros:$PWD" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
 BACKENDS=torch,torch:bf16,torch_compiled
@@ -43,5 +44,8 @@ for size in t l; do
   timeout 240 python3 -m segzero_ros.cli bench sam2 --config "$config" --device cuda --backends "$BACKENDS" \
     --repeats 20 --out "$OUT/gpu_check_hiera_${size}.json" || echo "bench $config failed or timed out: $?"
 done
+# The reasoner's generation paths on the Qwen2.5-VL-7B shapes (random weights, bf16, 840² image: 900 image tokens).
+timeout 300 python3 -m segzero_ros.cli bench reasoner --model 7b --device cuda --new-tokens 128 --repeats 3 \
+  --out "$OUT/gpu_check_reasoner_7b.json" || echo "bench reasoner 7b failed or timed out: $?"
 timeout 120 python3 -m pytest -q -p no:cacheprovider -m gpu test/test_segmenter_tensorrt.py test/test_segmenter.py \
   || echo "gpu tests: exit $?"

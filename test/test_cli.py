@@ -121,3 +121,19 @@ def test_bench_sam2_json_is_keyed_by_backend(tiny_sam2_export, tmp_path, capsys,
     total = result["torch"]["encoder_ms"] + result["torch"]["decoder_ms"]
     assert onnx["speedup_vs_torch"] == pytest.approx(total / (onnx["encoder_ms"] + onnx["decoder_ms"]), rel=0.01)
     assert result["tensorrt"]["available"] is False and "'onnx'" in result["tensorrt"]["error"]
+
+
+def test_bench_reasoner_json_has_every_path_and_token_identity(tiny_reasoner_dir, tmp_path, capsys):
+    """``segzero bench reasoner --tiny --json``: prefill and decode speed per path, same greedy tokens."""
+    out = tmp_path / "reasoner.json"
+    args = ["-q", "bench", "reasoner", "--tiny", "--paths", "default,static", "--new-tokens", "8", "--repeats", "1"]
+    assert main([*args, "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == result
+    assert list(result["paths"]) == ["default", "static"] and result["same_tokens"] is True
+    for path in result["paths"].values():
+        assert path["prefill_ms"] > 0 and path["decode_tok_s"] > 0 and path["same_tokens"] is True
+    speeds = {name: p["decode_tok_s"] for name, p in result["paths"].items()}
+    assert result["best_path"] == max(speeds, key=speeds.get)
+    assert result["best_decode_speedup"] == pytest.approx(speeds[result["best_path"]] / speeds["default"], rel=0.01)
+    assert (result["model"], result["new_tokens"], result["image_size"]) == ("tiny", 8, 112)

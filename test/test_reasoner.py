@@ -185,3 +185,36 @@ def test_partial_think(text, think):
     from segzero_ros.reasoner import partial_think
 
     assert partial_think(text) == think
+
+
+@pytest.mark.parametrize(
+    "fast",
+    [
+        {"cache": "static"},
+        {"cache": "static", "compile": True, "compile_backend": "eager"},
+        {"attn_implementation": "eager"},
+    ],
+    ids=["static-cache", "static-cache+compile", "eager-attention"],
+)
+def test_fast_paths_give_the_default_paths_greedy_tokens(tiny_reasoner_dir, fast):
+    from segzero_ros.tiny import TINY_IMAGE_SIZE
+
+    common = {"model": str(tiny_reasoner_dir), "image_size": TINY_IMAGE_SIZE, "local_files_only": True}
+    common |= {"max_new_tokens": 24, "stop_at_answer": False}
+    default = Reasoner(ReasonerConfig(**common))
+    inputs = default.prepare(demo_scene(320, 240)[0], "the mug I could pour coffee into")
+    default.model.generation_config.min_new_tokens = 24  # the random model would stop at random; force the length
+    expected = default.generate(inputs)
+    fast_reasoner = Reasoner(ReasonerConfig(**common, **fast))
+    fast_reasoner.model.generation_config.min_new_tokens = 24
+    if fast.get("compile"):
+        assert "forward" in vars(fast_reasoner.model)  # the compiled forward is the one generate calls
+    got = fast_reasoner.generate(inputs)
+    assert expected.shape == (1, 24) and torch.equal(got, expected)
+
+
+def test_compile_needs_the_static_cache():
+    with pytest.raises(ValueError, match="static"):
+        ReasonerConfig(compile=True)
+    with pytest.raises(ValueError, match="cache"):
+        ReasonerConfig(cache="paged")

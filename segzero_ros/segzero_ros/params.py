@@ -101,6 +101,26 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param("reasoner.local_files_only", False, "never contact the Hugging Face hub", read_only=True),
     Param(
+        "reasoner.attn_implementation",
+        "sdpa",
+        "attention kernels: sdpa, eager, or flash_attention_2 (where flash-attn is installed)",
+        choices=("sdpa", "eager", "flash_attention_2"),
+        read_only=True,
+    ),
+    Param(
+        "reasoner.cache",
+        "dynamic",
+        "KV cache: dynamic (the reference's) or static (fixed buffers; same tokens, needed by compile)",
+        choices=("dynamic", "static"),
+        read_only=True,
+    ),
+    Param(
+        "reasoner.compile",
+        False,
+        "torch.compile the reasoner's forward (needs cache static; the first goal pays the compilation)",
+        read_only=True,
+    ),
+    Param(
         "segmenter.backend",
         "torch",
         "SAM2 backend: torch, torch_compiled, onnx, tensorrt, auto (tensorrt > torch_compiled on a GPU, else onnx)",

@@ -30,6 +30,7 @@ from segzero_ros.protocol import (
 
 LOG = logging.getLogger(__name__)
 
+KV_CACHES = ("dynamic", "static")
 SEGZERO_7B = "Ricky06662/Seg-Zero-7B"
 VISIONREASONER_7B = "Ricky06662/VisionReasoner-7B"
 
@@ -50,6 +51,9 @@ class ReasonerConfig:
     local_files_only: bool = False
     revision: str | None = None
     stop_at_answer: bool = True  # end generation at "</answer>" instead of the end-of-turn token
+    cache: str = "dynamic"  # KV cache: dynamic (the reference's) or static (fixed buffers, what compile needs)
+    compile: bool = False  # torch.compile the model's forward (prefill and decode steps); needs cache="static"
+    compile_backend: str = "inductor"  # torch.compile backend (tests use "eager": the capture without a compiler)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -58,6 +62,10 @@ class ReasonerConfig:
             raise ValueError(f"reasoner image_size must be a multiple of 28 in [28, 4096], got {self.image_size}")
         if not 1 <= self.max_new_tokens <= 32768:
             raise ValueError(f"max_new_tokens must be in [1, 32768], got {self.max_new_tokens}")
+        if self.cache not in KV_CACHES:
+            raise ValueError(f"reasoner cache must be one of {KV_CACHES}, got {self.cache!r}")
+        if self.compile and self.cache != "static":
+            raise ValueError("reasoner compile needs cache='static' (a dynamic cache recompiles at every step)")
 
 
 @dataclass
@@ -146,10 +154,33 @@ class Reasoner:
         )
         if device_map is None:
             self.model.to(self.device)
-        self.model.eval()
         self._torch = torch
+        self._prepare_model()
         self.load_s = time.perf_counter() - start
         LOG.info("reasoner ready in %.1f s (%.0f M parameters)", self.load_s, self.num_parameters() / 1e6)
+
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, config: ReasonerConfig) -> Reasoner:
+        """A reasoner around an already built model and processor (benchmarks of random-weight configs)."""
+        import torch
+
+        self = cls.__new__(cls)
+        self.config, self.processor, self.model, self._torch = config, processor, model, torch
+        self.device, self.dtype = str(model.device), model.dtype
+        self._prepare_model()
+        self.load_s = 0.0
+        return self
+
+    def _prepare_model(self) -> None:
+        """Evaluation mode and the configured fast path (``compile``)."""
+        self.model.eval()
+        if self.config.compile:
+            cuda = self.device.startswith("cuda")
+            mode = "reduce-overhead" if cuda and self.config.compile_backend == "inductor" else None
+            self.model.forward = self._torch.compile(
+                self.model.forward, mode=mode, backend=self.config.compile_backend, dynamic=False
+            )
+            LOG.info("reasoner forward compiled (%s); the first goal pays the compilation", self.config.compile_backend)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -180,6 +211,8 @@ class Reasoner:
         extra: dict[str, Any] = {}
         if self.config.stop_at_answer:
             extra.update(stop_strings=[ANSWER_END], tokenizer=self.processor.tokenizer)
+        if self.config.cache == "static":
+            extra["cache_implementation"] = "static"
         if on_text is not None:
             from segzero_ros.streaming import TextSoFarStreamer
 

@@ -210,6 +210,63 @@ def build_model(tokenizer):
     return model
 
 
+# The published Qwen2.5-VL configurations' dimensions (text model, vision tower), for speed benchmarks with
+# random weights: the speed of a model depends on its shapes, not on its training.
+QWEN25_VL_DIMS = {
+    "7b": {
+        "text": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                 "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064},
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31]},
+    },
+    "3b": {
+        "text": {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                 "num_attention_heads": 16, "num_key_value_heads": 2, "vocab_size": 151936},
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "out_hidden_size": 2048, "fullatt_block_indexes": [7, 15, 23, 31]},
+    },
+}  # fmt: skip
+
+
+def random_qwen25_vl(size: str, tokenizer, dtype, device: str):
+    """A random-weight Qwen2.5-VL with the ``size`` configuration's dimensions (7b, 3b) built on ``device``.
+
+    Its special token ids are the tiny tokenizer's, so the tiny processor prepares its inputs."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    dims = QWEN25_VL_DIMS[size]
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2_5_VLConfig(
+        text_config={
+            **dims["text"],
+            "max_position_embeddings": 128000,
+            "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+            "rope_theta": 1000000.0,
+            "rms_norm_eps": 1e-6,
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            **dims["vision"],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(SEED)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    return model
+
+
 def random_scene(seed: int, size: int = 840) -> np.ndarray:
     """A textured RGB scene with a few coloured shapes (deterministic per seed)."""
     import cv2
