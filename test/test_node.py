@@ -413,27 +413,41 @@ def _call(probe, srv_type, name, request, timeout=60.0):
         probe.node.destroy_client(client)
 
 
-def test_invalid_parameters_are_rejected_at_set_time(ros):
+def set_param(probe, name, value):
+    """Set one parameter of the node through its service; the SetParametersResult."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
+    if isinstance(value, bool):
+        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    elif isinstance(value, str):
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    elif isinstance(value, float):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
+    return _call(probe, SetParameters, "/segzero/set_parameters", request).results[0]
+
+
+def test_generation_stops_at_the_answer_and_the_parameter_turns_it_off(ros):
+    probe, node = ros
+    frame = make_frame(320, 240, sec=99)
+    stopped = goal_on_frame(probe, frame, "stop-on", node)
+    assert set_param(probe, "reasoner.stop_at_answer", False).successful
+    try:
+        full = goal_on_frame(probe, frame, "stop-off", node)
+    finally:
+        assert set_param(probe, "reasoner.stop_at_answer", True).successful
+    # Same answer; without the stop the model writes one more token (its end-of-turn) after "</answer>".
+    assert stopped["status"] == full["status"] == "ok" and stopped["answer"] == full["answer"]
+    assert stopped["answer"].endswith("</answer>")
+    assert full["tokens"]["generated"] == stopped["tokens"]["generated"] + 1
+    assert stopped["tokens"]["prompt"] == full["tokens"]["prompt"] > 0
+
+
+def test_invalid_parameters_are_rejected_at_set_time(ros):
     probe, _ = ros
-
-    def set_param(name, value):
-        if isinstance(value, str):
-            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        elif isinstance(value, float):
-            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        else:
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-        response = _call(
-            probe,
-            SetParameters,
-            "/segzero/set_parameters",
-            SetParameters.Request(parameters=[Parameter(name=name, value=pv)]),
-        )
-        return response.results[0]
-
     bad = [
         ("reasoner.protocol", "yolo"),
         ("image_timeout_s", -1.0),
@@ -442,12 +456,12 @@ def test_invalid_parameters_are_rejected_at_set_time(ros):
         ("max_pending_goals", "four"),
     ]
     for name, value in bad:
-        result = set_param(name, value)
+        result = set_param(probe, name, value)
         assert not result.successful, (name, value)
-    assert "one of" in set_param("reasoner.protocol", "yolo").reason
-    assert set_param("image_timeout_s", 3.0).successful
-    assert set_param("reasoner.protocol", "multi").successful
-    assert set_param("reasoner.protocol", "segzero").successful
+    assert "one of" in set_param(probe, "reasoner.protocol", "yolo").reason
+    assert set_param(probe, "image_timeout_s", 3.0).successful
+    assert set_param(probe, "reasoner.protocol", "multi").successful
+    assert set_param(probe, "reasoner.protocol", "segzero").successful
 
 
 def test_lifecycle_transitions_through_the_services(ros):

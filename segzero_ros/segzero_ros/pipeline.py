@@ -55,6 +55,7 @@ class Result:
     scores: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # prompt and generated token counts of the reasoner
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,7 @@ class Result:
             "image": {"width": self.image_wh[0], "height": self.image_wh[1]},
             "warnings": self.warnings,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "tokens": dict(self.tokens),
         }
 
 
@@ -166,6 +168,7 @@ class Pipeline:
         result.targets = reasoning.targets
         result.error = reasoning.error
         result.warnings = reasoning.warnings
+        result.tokens = {"prompt": reasoning.prompt_tokens, "generated": reasoning.new_tokens}
         result.timings_ms["reason_ms"] = sum(reasoning.timings_ms.values())
         result.timings_ms.update(reasoning.timings_ms)
 
