@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "segzero = segzero_ros.cli:main",
             "segzero_node = segzero_ros.node:main",
+            "segzero_depth = segzero_ros.depth_node:main",
         ],
     },
 )

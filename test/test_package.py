@@ -54,7 +54,7 @@ def test_ament_resource_marker_and_script_dir():
 
 def test_console_scripts_are_installed():
     bin_dir = Path(sys.executable).parent
-    for name in ("segzero", "segzero_node"):
+    for name in ("segzero", "segzero_node", "segzero_depth"):
         assert (bin_dir / name).exists(), name
     out = subprocess.run([str(bin_dir / "segzero"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout and "infer" in out.stdout
@@ -63,7 +63,7 @@ def test_console_scripts_are_installed():
 def test_core_imports_no_rclpy():
     code = (
         "import sys, segzero_ros.protocol, segzero_ros.pipeline, segzero_ros.reasoner, segzero_ros.segmenter, "
-        "segzero_ros.image_codec, segzero_ros.tiny, segzero_ros.cli; print('rclpy' in sys.modules)"
+        "segzero_ros.image_codec, segzero_ros.tiny, segzero_ros.cli, segzero_ros.depth; print('rclpy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

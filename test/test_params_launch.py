@@ -24,6 +24,13 @@ def test_yaml_lists_every_parameter_with_its_default():
     assert _yaml_values() == {p.name: p.default for p in params.PARAMETERS}
 
 
+def test_depth_yaml_lists_every_depth_node_parameter_with_its_default():
+    from segzero_ros.depth_node import PARAMETERS
+
+    data = yaml.safe_load((ROOT / "config" / "segzero_depth.yaml").read_text())
+    assert params.flatten(data["/**"]["ros__parameters"]) == {name: default for name, default, _, _ in PARAMETERS}
+
+
 def test_every_default_is_valid():
     for p in params.PARAMETERS:
         assert params.validate(p.name, p.default) is None, p.name
@@ -82,6 +89,8 @@ def test_launch_file_compiles_and_names_its_arguments():
     compile(tree, str(LAUNCH), "exec")
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert {"params_file", "image_topic", "goal_topic", "namespace", "segzero_node", "segzero.yaml"} <= strings
+    assert {"use_depth", "depth_params_file", "depth_topic", "camera_info_topic", "segzero_depth"} <= strings
+    assert "segzero_depth.yaml" in strings
 
 
 @pytest.mark.skipif(
@@ -94,4 +103,5 @@ def test_launch_description_builds():
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = [a.name for a in description.get_launch_arguments()]
-    assert names == ["params_file", "image_topic", "goal_topic", "namespace"]
+    assert names[:4] == ["params_file", "image_topic", "goal_topic", "namespace"]
+    assert names[4:] == ["use_depth", "depth_params_file", "depth_topic", "camera_info_topic"]

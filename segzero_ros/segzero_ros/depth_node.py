@@ -1,0 +1,216 @@
+"""ROS 2 node ``segzero_depth``: each segmentation result + the aligned depth image of its frame → 3D targets.
+
+Subscribes to ``segmentation`` (segzero_interfaces/SegmentationResult from the ``segzero`` node), ``depth``
+(16UC1 millimetres or 32FC1 metres, aligned to the colour camera) and ``camera_info``; pairs each result with
+the depth image nearest to its frame's stamp (within ``depth.max_skew_s``, from a bounded buffer) and
+publishes, per result, ``target_3d`` (JSON: every target's centroid or why there is none), ``target_point``
+(the first target's centroid) and ``target_cloud`` (the targets' masked points). The geometry is
+``segzero_ros.depth``; this node converts messages and pairs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, NoReturn
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from segzero_interfaces.msg import SegmentationResult
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import String
+
+from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
+from segzero_ros.image_codec import ImageConversionError, image_to_numpy
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+# name, default, description, (low, high) or None
+PARAMETERS: tuple[tuple[str, Any, str, tuple[float, float] | None], ...] = (
+    ("depth.enabled", True, "subscribe to depth and camera_info and publish 3D targets", None),
+    ("depth.max_skew_s", 0.05, "largest stamp difference between a result's frame and its depth image, s", (0.0, 5.0)),
+    ("depth.wait_s", 1.0, "how long a result waits for a depth image of its frame, s", (0.0, 30.0)),
+    ("depth.buffer_size", 30, "depth images kept for pairing (about one second of a 30 Hz camera)", (1, 1000)),
+    ("depth.erode_px", 2, "pixels eroded from each mask before the centroid (edges see the background)", (0, 50)),
+    ("depth.cloud_stride", 2, "keep every n-th row and column of a mask in target_cloud", (1, 64)),
+)
+
+
+def _stamp_s(header: Any) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def point_cloud(points: np.ndarray, header: Any) -> PointCloud2:
+    """An unorganised xyz float32 ``PointCloud2`` of N×3 points."""
+    points = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3)
+    msg = PointCloud2(header=header, height=1, width=len(points), is_bigendian=sys.byteorder == "big")
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    msg.point_step, msg.row_step, msg.is_dense = 12, 12 * len(points), True
+    msg.data = points.tobytes()
+    return msg
+
+
+class DepthNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, name: str = "segzero_depth", **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        for pname, default, description, bounds in PARAMETERS:
+            desc = ParameterDescriptor(description=description, read_only=True)
+            if bounds is not None and isinstance(default, int) and not isinstance(default, bool):
+                desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=1)]
+            elif bounds is not None:
+                desc.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
+            self.declare_parameter(pname, default, desc)
+        self.max_skew_s = float(self.value("depth.max_skew_s"))
+        self.wait_s = float(self.value("depth.wait_s"))
+        self.depths = StampBuffer(int(self.value("depth.buffer_size")))
+        self.camera_info: CameraInfo | None = None
+        self.pending: list[tuple[float, SegmentationResult]] = []  # (arrival time, result) waiting for depth
+        self.pub_json = self.create_publisher(String, "target_3d", RELIABLE)
+        self.pub_point = self.create_publisher(PointStamped, "target_point", RELIABLE)
+        self.pub_cloud = self.create_publisher(PointCloud2, "target_cloud", RELIABLE)
+        self.create_subscription(SegmentationResult, "segmentation", self._on_result, RELIABLE)
+        if self.value("depth.enabled"):
+            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data)
+            self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
+        self.create_timer(0.05, self._expire)
+        self.get_logger().info("waiting for results on 'segmentation' and depth on 'depth' + 'camera_info'")
+
+    def value(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # --- callbacks ---------------------------------------------------------------------------------
+
+    def _on_depth(self, msg: Image) -> None:
+        self.depths.add(_stamp_s(msg.header), msg)
+        self._retry_pending()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
+    def _on_result(self, msg: SegmentationResult) -> None:
+        if msg.status != "ok" or not self.value("depth.enabled"):
+            reason = f"segmentation {msg.status}: {msg.error}" if msg.status != "ok" else "depth disabled"
+            self._publish(msg, [], None, reason)
+            return
+        if not self._try(msg):
+            self.pending.append((time.monotonic(), msg))
+
+    def _retry_pending(self) -> None:
+        self.pending = [(t, m) for t, m in self.pending if not self._try(m)]
+
+    def _expire(self) -> None:
+        """Answer results that waited ``depth.wait_s`` for a depth image of their frame."""
+        now, keep = time.monotonic(), []
+        for arrived, msg in self.pending:
+            if now - arrived < self.wait_s:
+                keep.append((arrived, msg))
+                continue
+            newest = self.depths.newest_stamp
+            seen = "no depth image yet" if newest is None else f"nearest depth stamp {newest:.3f} s"
+            reason = f"no depth image within {self.max_skew_s:g} s of the frame ({seen})"
+            self._publish(msg, [], None, reason)
+        self.pending = keep
+
+    # --- geometry -----------------------------------------------------------------------------------
+
+    def _try(self, msg: SegmentationResult) -> bool:
+        """Publish the 3D targets of ``msg`` when its depth image is here; False to keep waiting."""
+        paired = self.depths.nearest(_stamp_s(msg.header), self.max_skew_s)
+        if paired is None:
+            return False
+        depth_msg, skew = paired
+        try:
+            targets, points = self._targets(msg, depth_msg)
+        except (ImageConversionError, ValueError) as exc:
+            self._publish(msg, [], skew, str(exc))
+            return True
+        self._publish(msg, targets, skew, "", points)
+        return True
+
+    def _targets(self, msg: SegmentationResult, depth_msg: Image) -> tuple[list[dict[str, Any]], np.ndarray]:
+        if self.camera_info is None:
+            raise ValueError("no camera_info received yet")
+        unit = DEPTH_UNITS_M.get(depth_msg.encoding)
+        if unit is None:
+            raise ValueError(f"depth encoding {depth_msg.encoding!r} (expected 16UC1 millimetres or 32FC1 metres)")
+        depth = image_to_numpy(depth_msg)
+        labels = image_to_numpy(msg.labels)
+        if depth.shape[:2] != labels.shape[:2]:
+            raise ValueError(
+                f"depth {depth.shape[1]}x{depth.shape[0]} differs from the mask {labels.shape[1]}x{labels.shape[0]}"
+                " (the depth image must be aligned to the colour camera)"
+            )
+        k, erode, stride = self.camera_info.k, int(self.value("depth.erode_px")), int(self.value("depth.cloud_stride"))
+        targets, clouds = [], []
+        for index, target in enumerate(msg.targets):
+            mask = labels == target.mask_index if target.mask_index else np.zeros(labels.shape, bool)
+            centroid = target_centroid(mask, depth, k, unit, erode)
+            targets.append(
+                {
+                    "index": index,
+                    "xyz": None if centroid.xyz is None else [round(float(v), 5) for v in centroid.xyz],
+                    "valid_pixels": centroid.valid_pixels,
+                    "reason": centroid.reason,
+                }
+            )
+            clouds.append(masked_points(mask, depth, k, unit, stride))
+        return targets, np.concatenate(clouds) if clouds else np.empty((0, 3), np.float32)
+
+    def _publish(
+        self,
+        msg: SegmentationResult,
+        targets: list[dict[str, Any]],
+        skew: float | None,
+        error: str,
+        points: np.ndarray | None = None,
+    ) -> None:
+        ok = not error and any(t["xyz"] is not None for t in targets)
+        summary = {
+            "id": msg.goal_id,
+            "stamp": {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec},
+            "frame_id": msg.header.frame_id,
+            "status": "ok" if ok else "error",
+            "error": error or (None if ok else "no target has valid depth"),
+            "depth_skew_s": None if skew is None else round(skew, 4),
+            "targets": targets,
+        }
+        self.pub_json.publish(String(data=json.dumps(summary)))
+        first = next((t for t in targets if t["xyz"] is not None), None)
+        if first is not None and first["index"] == 0:
+            point = PointStamped(header=msg.header)
+            point.point.x, point.point.y, point.point.z = first["xyz"]
+            self.pub_point.publish(point)
+        if points is not None and len(points):
+            self.pub_cloud.publish(point_cloud(points, msg.header))
+        self.get_logger().info(f"goal {msg.goal_id}: 3D {summary['status']}" + (f" ({error})" if error else ""))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console script ``segzero_depth``: run until Ctrl-C."""
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = DepthNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

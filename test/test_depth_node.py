@@ -1,0 +1,203 @@
+"""The segzero_depth node as its own process: results + depth + camera_info in, 3D targets out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from ros_harness import NodeProcess, isolate_ros_domain
+
+pytestmark = pytest.mark.ros
+
+K = [600.0, 0.0, 160.0, 0.0, 610.0, 120.0, 0.0, 0.0, 1.0]
+H, W = 240, 320
+TIMEOUT = 60.0
+
+
+class DepthProbe:
+    """Publishes segmentation results, depth and camera_info; keeps what the depth node publishes."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from geometry_msgs.msg import PointStamped
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from segzero_interfaces.msg import SegmentationResult
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from std_msgs.msg import String
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node("segzero_depth_probe")
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.result_pub = self.node.create_publisher(SegmentationResult, "segmentation", reliable)
+        self.depth_pub = self.node.create_publisher(Image, "depth", reliable)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", reliable)
+        self.lock = threading.Lock()
+        self.got: dict[str, list] = {"json": [], "point": [], "cloud": []}
+        for topic, kind, key in (
+            ("target_3d", String, "json"),
+            ("target_point", PointStamped, "point"),
+            ("target_cloud", PointCloud2, "cloud"),
+        ):
+            self.node.create_subscription(kind, topic, lambda m, k=key: self._keep(k, m), reliable)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+
+    def _keep(self, key, msg) -> None:
+        with self.lock:
+            self.got[key].append(msg)
+
+    def answers(self) -> dict[str, dict]:
+        with self.lock:
+            return {d["id"]: d for d in (json.loads(m.data) for m in self.got["json"])}
+
+    def wait_answer(self, goal_id: str, node: NodeProcess) -> dict:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            answer = self.answers().get(goal_id)
+            if answer is not None:
+                return answer
+            assert node.alive(), node.log()[-3000:]
+            time.sleep(0.05)
+        raise AssertionError(f"no target_3d for {goal_id}\n{node.log()[-3000:]}")
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def _header(msg, sec: int, nanosec: int = 0) -> None:
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, nanosec, "camera_color_optical_frame"
+
+
+def result_msg(goal_id: str, sec: int, status: str = "ok"):
+    from segzero_interfaces.msg import SegmentationResult, Target
+
+    from segzero_ros.image_codec import numpy_to_image
+
+    labels = np.zeros((H, W), np.uint8)
+    labels[60:121, 100:201] = 1
+    msg = SegmentationResult(goal_id=goal_id, goal="the box", status=status, protocol="segzero")
+    _header(msg, sec)
+    if status == "ok":
+        msg.targets = [Target(x1=100.0, y1=60.0, x2=200.0, y2=120.0, mask_index=1, area=61 * 101)]
+        msg.labels = numpy_to_image(labels, "mono8", msg.header)
+        msg.mask = numpy_to_image(labels * 255, "mono8", msg.header)
+    else:
+        msg.error = "unusable model answer"
+    return msg
+
+
+def depth_msg(sec: int, nanosec: int = 0, encoding: str = "32FC1", size=(H, W)):
+    from segzero_ros.image_codec import numpy_to_image
+
+    if encoding == "32FC1":
+        array = np.full(size, 2.0, np.float32)
+        array[60:121, 100:201] = 1.5
+    else:
+        array = np.full(size, 2000, np.uint16)
+        array[60:121, 100:201] = 1500
+    msg = numpy_to_image(array, encoding)
+    _header(msg, sec, nanosec)
+    return msg
+
+
+def expected_centroid(z: float = 1.5) -> np.ndarray:
+    u, v = (100 + 200) / 2, (60 + 120) / 2
+    return np.array([(u - 160) * z / 600, (v - 120) * z / 610, z])
+
+
+@pytest.fixture(scope="module")
+def depth_node(tmp_path_factory):
+    isolate_ros_domain()
+    import rclpy
+    from sensor_msgs.msg import CameraInfo
+
+    log = tmp_path_factory.mktemp("depth") / "segzero_depth.log"
+    node = NodeProcess(
+        log,
+        {"depth.wait_s": 0.5, "depth.max_skew_s": 0.05, "depth.cloud_stride": 2},
+        command=[sys.executable, "-m", "segzero_ros.depth_node"],
+    )
+    probe = DepthProbe()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while probe.result_pub.get_subscription_count() == 0 or probe.depth_pub.get_subscription_count() == 0:
+            assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
+            time.sleep(0.05)
+        info = CameraInfo(height=H, width=W, k=K)
+        _header(info, 1)
+        for _ in range(3):
+            probe.info_pub.publish(info)
+            time.sleep(0.1)
+        yield probe, node
+    finally:
+        probe.close()
+        node.stop()
+        rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_depth_then_result_gives_the_analytic_centroid(depth_node, encoding):
+    probe, node = depth_node
+    sec = 10 if encoding == "32FC1" else 11
+    probe.depth_pub.publish(depth_msg(sec, 10_000_000, encoding))  # 10 ms after the colour frame: within the skew
+    time.sleep(0.2)
+    probe.result_pub.publish(result_msg(f"box-{encoding}", sec))
+    answer = probe.wait_answer(f"box-{encoding}", node)
+    assert answer["status"] == "ok" and answer["error"] is None, answer
+    assert answer["depth_skew_s"] == pytest.approx(0.01, abs=1e-3)
+    assert answer["frame_id"] == "camera_color_optical_frame" and answer["stamp"] == {"sec": sec, "nanosec": 0}
+    (target,) = answer["targets"]
+    assert np.abs(np.array(target["xyz"]) - expected_centroid()).max() < 1e-3
+    assert target["valid_pixels"] == (61 - 4) * (101 - 4)
+    deadline = time.monotonic() + 10
+    while not [p for p in probe.got["point"] if p.header.stamp.sec == sec] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (point,) = [p for p in probe.got["point"] if p.header.stamp.sec == sec]
+    assert [point.point.x, point.point.y, point.point.z] == pytest.approx(target["xyz"], abs=1e-5)
+    while not [c for c in probe.got["cloud"] if c.header.stamp.sec == sec] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (cloud,) = [c for c in probe.got["cloud"] if c.header.stamp.sec == sec]
+    assert cloud.width == 31 * 51 and cloud.point_step == 12  # every 2nd row and column of the 61×101 mask
+    xyz = np.frombuffer(bytes(cloud.data), np.float32).reshape(-1, 3)
+    assert np.allclose(xyz[:, 2], 1.5)
+
+
+def test_result_waits_for_its_depth_image(depth_node):
+    probe, node = depth_node
+    probe.result_pub.publish(result_msg("late-depth", 20))
+    time.sleep(0.2)
+    assert "late-depth" not in probe.answers()
+    probe.depth_pub.publish(depth_msg(20))
+    answer = probe.wait_answer("late-depth", node)
+    assert answer["status"] == "ok" and answer["depth_skew_s"] == 0.0
+
+
+def test_depth_too_far_in_time_gives_no_3d_with_the_reason(depth_node):
+    probe, node = depth_node
+    probe.depth_pub.publish(depth_msg(30, 200_000_000))  # 200 ms off: beyond the 50 ms skew
+    time.sleep(0.1)
+    probe.result_pub.publish(result_msg("skewed", 30))
+    answer = probe.wait_answer("skewed", node)
+    assert answer["status"] == "error" and "no depth image within 0.05 s" in answer["error"]
+    assert answer["targets"] == []
+
+
+def test_failed_goal_and_misaligned_depth_are_answered_with_the_reason(depth_node):
+    probe, node = depth_node
+    probe.result_pub.publish(result_msg("failed", 40, status="error"))
+    failed = probe.wait_answer("failed", node)
+    assert failed["status"] == "error" and "unusable model answer" in failed["error"]
+    probe.depth_pub.publish(depth_msg(41, size=(H // 2, W // 2)))
+    time.sleep(0.1)
+    probe.result_pub.publish(result_msg("misaligned", 41))
+    misaligned = probe.wait_answer("misaligned", node)
+    assert misaligned["status"] == "error" and "aligned to the colour camera" in misaligned["error"]
+    assert node.alive()
