@@ -62,11 +62,12 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
     from segzero_ros.segmenter import SegmenterConfig, make_segmenter
 
     tiny = values["preset"] == "tiny"
+    remote = values["reasoner.backend"] == "openai"
     if tiny:
         from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path, tiny_segmenter_config
 
         reasoner_model, seg_config = (
-            str(tiny_reasoner_path()),
+            "" if remote else str(tiny_reasoner_path()),
             tiny_segmenter_config(
                 device="cpu", backend=values["segmenter.backend"], precision=values["segmenter.precision"]
             ),
@@ -83,22 +84,35 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
             local_files_only=values["reasoner.local_files_only"],
         )
     segmenter = make_segmenter(seg_config)  # first: the quicker of the two to fail on a bad configuration
-    reasoner = Reasoner(
-        ReasonerConfig(
-            model=reasoner_model,
-            protocol=values["reasoner.protocol"],
-            strict=values["reasoner.strict"],
-            image_size=image_size,
-            max_new_tokens=values["reasoner.max_new_tokens"],
-            stop_at_answer=values["reasoner.stop_at_answer"],
-            attn_implementation=values["reasoner.attn_implementation"],
-            cache=values["reasoner.cache"],
-            compile=values["reasoner.compile"],
-            device="cpu" if tiny else values["reasoner.device"],
-            dtype=values["reasoner.dtype"],
-            local_files_only=tiny or values["reasoner.local_files_only"],
-        )
+    config = ReasonerConfig(
+        model=values["reasoner.model"] if remote else reasoner_model,
+        protocol=values["reasoner.protocol"],
+        strict=values["reasoner.strict"],
+        image_size=values["reasoner.image_size"] if remote else image_size,
+        max_new_tokens=values["reasoner.max_new_tokens"],
+        stop_at_answer=values["reasoner.stop_at_answer"],
+        attn_implementation=values["reasoner.attn_implementation"],
+        cache=values["reasoner.cache"],
+        compile=values["reasoner.compile"],
+        device="cpu" if tiny else values["reasoner.device"],
+        dtype=values["reasoner.dtype"],
+        local_files_only=tiny or values["reasoner.local_files_only"],
     )
+    if remote:  # the reasoner on a shared server; preset tiny then only picks the tiny SAM2
+        from segzero_ros.remote_reasoner import RemoteConfig, RemoteReasoner
+
+        reasoner = RemoteReasoner(
+            config,
+            RemoteConfig(
+                endpoint=values["reasoner.endpoint"],
+                model=values["reasoner.api_model"],
+                timeout_s=values["reasoner.timeout_s"],
+                retries=values["reasoner.retries"],
+                api_key_env=values["reasoner.api_key_env"],
+            ),
+        )
+    else:
+        reasoner = Reasoner(config)
     return Pipeline(reasoner, segmenter, max_goal_chars=values["max_goal_chars"])
 
 
@@ -228,6 +242,8 @@ class SegZeroNode(LifecycleNode):
                 self.pipeline.reasoner.config.stop_at_answer = bool(value)
             elif name == "max_goal_chars":
                 self.pipeline.max_goal_chars = int(value)
+            elif name in ("reasoner.timeout_s", "reasoner.retries") and hasattr(self.pipeline.reasoner, "remote"):
+                setattr(self.pipeline.reasoner.remote, name.split(".")[1], value)
 
     # --- lifecycle -------------------------------------------------------------------------------
 

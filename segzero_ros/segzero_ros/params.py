@@ -72,6 +72,23 @@ PARAMETERS: tuple[Param, ...] = (
         high=100.0,
     ),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics messages, seconds", low=0.1, high=60.0, read_only=True),
+    Param(
+        "reasoner.backend",
+        "local",
+        "where the reasoner runs: local (transformers here) or openai (an OpenAI-compatible server, e.g. vLLM)",
+        choices=("local", "openai"),
+        read_only=True,
+    ),
+    Param("reasoner.endpoint", "http://localhost:8000/v1", "backend openai: the server's base URL", read_only=True),
+    Param("reasoner.api_model", "", "backend openai: the served model's name ('' = reasoner.model)", read_only=True),
+    Param("reasoner.timeout_s", 60.0, "backend openai: seconds before a request is abandoned", low=0.1, high=3600.0),
+    Param("reasoner.retries", 2, "backend openai: retries after a failed request", low=0, high=10, step=1),
+    Param(
+        "reasoner.api_key_env",
+        "",
+        "backend openai: NAME of the environment variable holding the API key (never the key itself)",
+        read_only=True,
+    ),
     Param("reasoner.model", SEGZERO_7B, "Qwen2.5-VL checkpoint: Hugging Face id or local folder", read_only=True),
     Param(
         "reasoner.protocol",

@@ -1,0 +1,154 @@
+"""The reasoner on an OpenAI-compatible server: request body, answers, timeouts, retries, the API key."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import numpy as np
+import pytest
+from fake_openai import FakeOpenAI
+from PIL import Image
+
+from segzero_ros.protocol import build_prompt
+from segzero_ros.reasoner import ReasonerConfig
+from segzero_ros.remote_reasoner import RemoteConfig, RemoteReasoner
+from segzero_ros.scenes import demo_scene
+
+ANSWER = (
+    '<think>The mug with a handle.</think><answer>{"bbox": [100,200,300,400], "points_1": [150,250], '
+    '"points_2": [200,300]}'
+)
+
+
+@pytest.fixture(scope="module")
+def server():
+    fake = FakeOpenAI()
+    yield fake
+    fake.close()
+
+
+def _reasoner(server, **remote) -> RemoteReasoner:
+    config = ReasonerConfig(model="Ricky06662/Seg-Zero-7B", strict=True)
+    return RemoteReasoner(config, RemoteConfig(endpoint=server.endpoint, backoff_s=0.01, **remote))
+
+
+def test_request_is_the_local_paths_prompt_and_image_and_the_answer_is_parsed(server):
+    server.script(ANSWER)  # stopped at "</answer>": the server leaves the stop string out
+    rgb = demo_scene(1280, 720)[0]
+    reasoning = _reasoner(server, model="seg-zero").reason(rgb, "The mug I could pour coffee into.")
+    (body,) = server.requests
+    assert body["model"] == "seg-zero" and body["temperature"] == 0 and body["max_tokens"] == 1024
+    assert body["stop"] == ["</answer>"]
+    (message,) = body["messages"]
+    image_part, text_part = message["content"]
+    assert text_part == {"type": "text", "text": build_prompt("The mug I could pour coffee into.", "segzero")}
+    png = base64.b64decode(image_part["image_url"]["url"].removeprefix("data:image/png;base64,"))
+    assert Image.open(io.BytesIO(png)).size == (840, 840)
+    assert reasoning.ok and reasoning.text == ANSWER + "</answer>" and reasoning.think == "The mug with a handle."
+    fx, fy = 1280 / 840, 720 / 840
+    assert reasoning.targets[0].bbox == (round(100 * fx), round(200 * fy), round(300 * fx), round(400 * fy))
+    assert (reasoning.prompt_tokens, reasoning.new_tokens) == (923, 42)
+    assert set(reasoning.timings_ms) == {"preprocess_ms", "request_ms", "parse_ms"}
+
+
+def test_garbled_answer_is_a_failed_reasoning(server):
+    server.script("I would say the mug, probably.")
+    reasoning = _reasoner(server).reason(np.zeros((100, 100, 3), np.uint8), "the mug")
+    assert not reasoning.ok and "unusable model answer" in reasoning.error
+
+
+def test_server_errors_are_retried_then_reported(server):
+    server.script(500, 503, ANSWER + "</answer>")
+    assert _reasoner(server, retries=2).reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
+    assert len(server.requests) == 3
+    server.script(500, 500, 500, ANSWER)
+    failed = _reasoner(server, retries=2).reason(np.zeros((64, 64, 3), np.uint8), "the mug")
+    assert not failed.ok and "after 3 attempt(s)" in failed.error and "HTTP 500" in failed.error
+    assert len(server.requests) == 3
+    server.script(400, ANSWER)  # a bad request is not retried
+    bad = _reasoner(server, retries=2).reason(np.zeros((64, 64, 3), np.uint8), "the mug")
+    assert not bad.ok and "HTTP 400" in bad.error and len(server.requests) == 1
+
+
+def test_slow_server_times_out(server):
+    server.script(("slow", 2.0, ANSWER), ("slow", 2.0, ANSWER))
+    reasoning = _reasoner(server, timeout_s=0.3, retries=1).reason(np.zeros((64, 64, 3), np.uint8), "the mug")
+    assert not reasoning.ok and "timed out" in reasoning.error
+
+
+def test_unreachable_server_is_an_error_result():
+    config = ReasonerConfig(model="m")
+    remote = RemoteReasoner(config, RemoteConfig(endpoint="http://127.0.0.1:9/v1", retries=0, timeout_s=2))
+    reasoning = remote.reason(np.zeros((64, 64, 3), np.uint8), "the mug")
+    assert not reasoning.ok and "failed after 1 attempt(s)" in reasoning.error
+
+
+def test_api_key_comes_from_the_named_variable_and_is_never_logged(server, monkeypatch, caplog):
+    monkeypatch.setenv("SEGZERO_TEST_KEY", "sk-secret-123")
+    server.script(500, ANSWER)
+    with caplog.at_level(logging.DEBUG):
+        _reasoner(server, api_key_env="SEGZERO_TEST_KEY", retries=1).reason(np.zeros((64, 64, 3), np.uint8), "x")
+    assert all(h.get("Authorization") == "Bearer sk-secret-123" for h in server.headers) and len(server.headers) == 2
+    assert "attempt 1 of 2" in caplog.text and "sk-secret-123" not in caplog.text  # the failure was logged, not the key
+    server.script(ANSWER)
+    _reasoner(server).reason(np.zeros((64, 64, 3), np.uint8), "x")
+    assert "Authorization" not in server.headers[0]
+
+
+@pytest.mark.ros
+def test_node_with_the_openai_backend_answers_every_goal_once(server, tmp_path, tiny_sam2_config):
+    import json
+    import time
+
+    from ros_harness import NodeProcess, Probe, isolate_ros_domain
+
+    isolate_ros_domain()
+    import rclpy
+
+    node = NodeProcess(
+        tmp_path / "node.log",
+        {
+            "preset": "tiny",  # the tiny SAM2; the reasoner is the server
+            "reasoner.backend": "openai",
+            "reasoner.endpoint": server.endpoint,
+            "reasoner.timeout_s": 1.0,
+            "reasoner.retries": 1,
+            "image_qos": "reliable",
+        },
+    )
+    probe = Probe()
+    frame = _frame()
+    try:
+        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 300, "the node to activate", node)
+        server.script(ANSWER, "garbled", ("slow", 3.0, ANSWER), ("slow", 3.0, ANSWER), 500, 500)
+        server.default = 500
+        for goal_id in ("good", "garbled", "slow", "errors"):
+            deadline = time.monotonic() + 60
+            probe.send_goal(json.dumps({"id": goal_id, "text": "the red cup"}))
+            while not any(r["id"] == goal_id for r in probe.results()):
+                assert time.monotonic() < deadline, node.log()[-3000:]
+                probe.send_frame(frame)
+                time.sleep(0.1)
+        results = {r["id"]: r for r in probe.results()}
+        assert sorted(r["id"] for r in probe.results()) == ["errors", "garbled", "good", "slow"]  # once each
+        assert results["good"]["status"] == "ok" and results["good"]["targets"][0]["area"] > 0
+        assert results["good"]["models"]["reasoner"] == "Ricky06662/Seg-Zero-7B"
+        assert "unusable model answer" in results["garbled"]["error"]
+        assert "timed out" in results["slow"]["error"]
+        assert "HTTP 500" in results["errors"]["error"]
+        assert node.alive()
+    finally:
+        server.default = 500
+        probe.close()
+        node.stop()
+        rclpy.try_shutdown()
+
+
+def _frame():
+    from segzero_ros.image_codec import numpy_to_image
+
+    msg = numpy_to_image(demo_scene(320, 240)[0], "rgb8")
+    msg.header.frame_id = "camera"
+    return msg
