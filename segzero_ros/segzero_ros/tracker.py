@@ -1,0 +1,197 @@
+"""Keep the masks on a goal's targets between reasoning runs with SAM2's memory, one camera frame at a time.
+
+``Tracker(model).start(rgb, targets)`` seeds SAM2's memory with the frame and the reasoner's box + points of
+every target (the conditioning frame); ``step(rgb)`` gives each target's mask on a new frame from memory
+alone. The memory is a window: the seed frame plus the newest ``window`` frames (what SAM2 reads: its
+``num_maskmem`` mask memories and ``max_obj_ptrs_in_encoder`` object pointers), so cost and memory stay flat
+however long the track runs. Each target's confidence is SAM2's object score (sigmoid of its object-presence
+logit); below ``min_score`` for ``lost_frames`` frames in a row the target is lost. Built on ``SAM2Base.track_step``,
+the step SAM2's own video predictor runs, fed frame by frame instead of from a preloaded video.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segzero_ros.protocol import Target
+
+LOG = logging.getLogger(__name__)
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])
+
+
+@dataclass
+class TrackStep:
+    """One frame's tracking output: a mask, a score and a state per target."""
+
+    frame_index: int
+    masks: list[np.ndarray]
+    scores: list[float]
+    states: list[str]  # "tracking" or "lost"
+    lost: bool = False  # every target is lost
+
+
+@dataclass
+class _Track:
+    output_dict: dict[str, dict[int, Any]] = field(
+        default_factory=lambda: {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    )
+
+
+def load_tracking_model(config: Any, device: str):
+    """SAM2 built as the ``sam2`` package builds it for video (its post-processing included)."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from segzero_ros.segmenter.torch import resolve_checkpoint
+
+    config_name, checkpoint = resolve_checkpoint(config)
+    return build_sam2_video_predictor(
+        config_name, checkpoint, device=device, hydra_overrides_extra=list(config.overrides)
+    )
+
+
+class Tracker:
+    """See the module docstring. Not thread-safe: one caller (the node's worker) drives it."""
+
+    def __init__(self, model: Any, min_score: float = 0.5, lost_frames: int = 5) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.window = max(int(model.num_maskmem), int(getattr(model, "max_obj_ptrs_in_encoder", 16)))
+        self.min_score, self.lost_frames = min_score, lost_frames
+        self._track: _Track | None = None
+        self._frame_index = 0
+        self._low_counts: list[int] = []
+        self._size: tuple[int, int] = (0, 0)
+
+    @property
+    def active(self) -> bool:
+        return self._track is not None
+
+    def stop(self) -> None:
+        """Forget the track (a new goal, a cancel, or loss)."""
+        self._track = None
+        self._low_counts = []
+
+    # --- frames --------------------------------------------------------------------------------------
+
+    def _features(self, rgb: np.ndarray, batch: int):
+        """SAM2's backbone features of ``rgb``, expanded to ``batch`` objects (as its video predictor does)."""
+        size = self.model.image_size
+        # Resized and normalised as SAM2's video loader does (PIL's default resampling, ImageNet statistics).
+        image = np.asarray(Image.fromarray(rgb).resize((size, size)), dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(image).permute(2, 0, 1)
+        tensor = ((tensor - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None])[None].to(self.device)
+        backbone_out = self.model.forward_image(tensor)
+        _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
+        feats = [x.expand(-1, batch, -1) for x in feats]
+        pos = [x.expand(-1, batch, -1) for x in pos]
+        return feats, pos, sizes
+
+    def _prompts(self, targets: list[Target], width: int, height: int) -> dict[str, torch.Tensor]:
+        """Box corners (labels 2, 3) then clicks (label 1) per target, in the model's input frame; padded with -1."""
+        size = self.model.image_size
+        rows = []
+        for target in targets:
+            x1, y1, x2, y2 = target.bbox
+            rows.append([((x1, y1), 2), ((x2, y2), 3)] + [((x, y), 1) for x, y in target.points])
+        longest = max(len(r) for r in rows)
+        coords = np.zeros((len(rows), longest, 2), np.float32)
+        labels = np.full((len(rows), longest), -1, np.int32)
+        for i, row in enumerate(rows):
+            for j, ((x, y), label) in enumerate(row):
+                coords[i, j] = (x / width * size, y / height * size)
+                labels[i, j] = label
+        return {
+            "point_coords": torch.from_numpy(coords).to(self.device),
+            "point_labels": torch.from_numpy(labels).to(self.device),
+        }
+
+    def _outputs(self, out: dict[str, Any], width: int, height: int) -> tuple[list[np.ndarray], list[float]]:
+        logits = torch.nn.functional.interpolate(
+            out["pred_masks"].float(), size=(height, width), mode="bilinear", align_corners=False
+        )
+        masks = [m[0].cpu().numpy() > 0 for m in logits]
+        scores = torch.sigmoid(out["object_score_logits"].float()).reshape(-1).tolist()
+        return masks, scores
+
+    @torch.inference_mode()
+    def start(self, rgb: np.ndarray, targets: list[Target]) -> TrackStep:
+        """Seed the memory with ``rgb`` and the targets' prompts; this frame's masks (frame index 0)."""
+        if not targets:
+            raise ValueError("nothing to track: no targets")
+        height, width = rgb.shape[:2]
+        self._size, self._track, self._frame_index = (width, height), _Track(), 0
+        feats, pos, sizes = self._features(rgb, len(targets))
+        out = self.model.track_step(
+            frame_idx=0,
+            is_init_cond_frame=True,
+            current_vision_feats=feats,
+            current_vision_pos_embeds=pos,
+            feat_sizes=sizes,
+            point_inputs=self._prompts(targets, width, height),
+            mask_inputs=None,
+            output_dict=self._track.output_dict,
+            num_frames=1,
+        )
+        self._track.output_dict["cond_frame_outputs"][0] = _compact(out)
+        self._low_counts = [0] * len(targets)
+        masks, scores = self._outputs(out, width, height)
+        return TrackStep(0, masks, scores, ["tracking"] * len(targets))
+
+    @torch.inference_mode()
+    def step(self, rgb: np.ndarray) -> TrackStep:
+        """The targets' masks on the next frame, from memory alone."""
+        if self._track is None:
+            raise RuntimeError("the tracker has no target: call start() first")
+        height, width = rgb.shape[:2]
+        if (width, height) != self._size:
+            raise ValueError(f"frame size changed from {self._size[0]}x{self._size[1]} to {width}x{height}")
+        self._frame_index += 1
+        index, memory = self._frame_index, self._track.output_dict
+        feats, pos, sizes = self._features(rgb, len(self._low_counts))
+        out = self.model.track_step(
+            frame_idx=index,
+            is_init_cond_frame=False,
+            current_vision_feats=feats,
+            current_vision_pos_embeds=pos,
+            feat_sizes=sizes,
+            point_inputs=None,
+            mask_inputs=None,
+            output_dict=memory,
+            num_frames=index + 1,
+        )
+        memory["non_cond_frame_outputs"][index] = _compact(out)
+        for old in [i for i in memory["non_cond_frame_outputs"] if i <= index - self.window]:
+            del memory["non_cond_frame_outputs"][old]  # SAM2 never reads further back: memory stays flat
+        masks, scores = self._outputs(out, width, height)
+        states = []
+        for k, score in enumerate(scores):
+            self._low_counts[k] = self._low_counts[k] + 1 if score < self.min_score else 0
+            states.append("lost" if self._low_counts[k] >= self.lost_frames else "tracking")
+        return TrackStep(index, masks, scores, states, lost=all(s == "lost" for s in states))
+
+    @property
+    def memory_frames(self) -> int:
+        """Frames held in memory (the seed plus the window)."""
+        if self._track is None:
+            return 0
+        return len(self._track.output_dict["cond_frame_outputs"]) + len(
+            self._track.output_dict["non_cond_frame_outputs"]
+        )
+
+
+def _compact(out: dict[str, Any]) -> dict[str, Any]:
+    """What later frames read from a frame's output, as SAM2's video predictor keeps it (mask memories in
+    bfloat16: half the memory, and the same numbers its own tracking reads)."""
+    keep = ("maskmem_features", "maskmem_pos_enc", "pred_masks", "obj_ptr", "object_score_logits")
+    compact = {k: out[k] for k in keep if k in out}
+    if compact.get("maskmem_features") is not None:
+        compact["maskmem_features"] = compact["maskmem_features"].to(torch.bfloat16)
+    return compact

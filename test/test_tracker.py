@@ -1,0 +1,100 @@
+"""Tracking with SAM2's memory, frame by frame: parity with SAM2's video predictor, bounded memory, loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segzero_ros.protocol import Target
+from segzero_ros.scenes import textured_background
+from segzero_ros.tracker import Tracker, TrackStep, load_tracking_model
+
+TARGET = Target(bbox=(40, 100, 80, 140), points=[(60, 120), (65, 125)])
+
+
+@pytest.fixture(scope="module")
+def model(tiny_sam2_config):
+    return load_tracking_model(tiny_sam2_config, "cpu")
+
+
+def moving_object(i: int, width: int = 320, height: int = 240) -> np.ndarray:
+    """Frame ``i`` of a red square sliding right over a textured table."""
+    rgb = textured_background(width, height, 0).copy()
+    cx = 60 + 3 * i
+    rgb[100:140, cx - 20 : cx + 20] = (220, 30, 30)
+    return rgb
+
+
+def test_frame_by_frame_tracking_equals_sam2s_video_predictor(model, tmp_path):
+    for i in range(6):
+        Image.fromarray(moving_object(2 * i)).save(tmp_path / f"{i:05d}.jpg", quality=95)
+    frames = [np.asarray(Image.open(tmp_path / f"{i:05d}.jpg").convert("RGB")) for i in range(6)]
+    tracker = Tracker(model)
+    ours = [tracker.start(frames[0], [TARGET])] + [tracker.step(f) for f in frames[1:]]
+    memory = tracker._track.output_dict
+
+    state = model.init_state(str(tmp_path))
+    model.add_new_points_or_box(
+        state,
+        frame_idx=0,
+        obj_id=1,
+        points=np.array(TARGET.points, np.float32),
+        labels=np.array([1, 1], np.int32),
+        box=np.array(TARGET.bbox, np.float32),
+    )
+    theirs = {index: masks[0, 0].numpy() > 0 for index, _, masks in model.propagate_in_video(state)}
+    reference = state["output_dict_per_obj"][0]
+    for i in range(6):
+        kind = "cond_frame_outputs" if i == 0 else "non_cond_frame_outputs"
+        mine, sam2 = memory[kind][i], reference[kind][i]
+        assert torch.allclose(mine["object_score_logits"], sam2["object_score_logits"], atol=1e-4), i
+        assert torch.allclose(mine["maskmem_features"].float(), sam2["maskmem_features"].float(), atol=1e-4), i
+        assert torch.allclose(mine["obj_ptr"], sam2["obj_ptr"], atol=1e-4), i
+        assert np.array_equal(ours[i].masks[0], theirs[i]), i
+        assert ours[i].scores[0] == pytest.approx(float(torch.sigmoid(sam2["object_score_logits"])), abs=1e-4)
+
+
+def test_sixty_frames_give_one_mask_each_and_memory_stays_bounded(model):
+    tracker = Tracker(model)
+    first = tracker.start(moving_object(0), [TARGET, Target(bbox=(200, 20, 260, 80), points=[(230, 50)])])
+    assert len(first.masks) == 2 and first.states == ["tracking", "tracking"]
+    held = []
+    for i in range(1, 60):
+        step = tracker.step(moving_object(i))
+        assert step.frame_index == i and len(step.masks) == len(step.scores) == 2
+        assert all(m.shape == (240, 320) and m.dtype == bool for m in step.masks)
+        held.append(tracker.memory_frames)
+    assert max(held) == 1 + tracker.window and held[-1] == held[tracker.window]  # flat once the window is full
+
+
+def test_targets_are_lost_after_enough_low_scores_and_recover(model, monkeypatch):
+    tracker = Tracker(model, min_score=0.5, lost_frames=3)
+    tracker.start(moving_object(0), [TARGET])
+    scores = iter([0.9, 0.2, 0.2, 0.2, 0.2, 0.8])
+    monkeypatch.setattr(tracker, "_outputs", lambda out, w, h: ([np.zeros((h, w), bool)], [next(scores)]))
+    states = [tracker.step(moving_object(i)).states[0] for i in range(1, 7)]
+    assert states == ["tracking", "tracking", "tracking", "lost", "lost", "tracking"]
+
+
+def test_prompts_put_box_corners_first_and_pad_uneven_clicks(model):
+    tracker = Tracker(model)
+    size = model.image_size
+    prompts = tracker._prompts([TARGET, Target(bbox=(0, 0, 320, 240), points=[(160, 120)])], 320, 240)
+    assert prompts["point_labels"].tolist() == [[2, 3, 1, 1], [2, 3, 1, -1]]
+    assert prompts["point_coords"][1, :3].tolist() == [[0, 0], [size, size], [size / 2, size / 2]]
+
+
+def test_misuse_is_refused(model):
+    tracker = Tracker(model)
+    with pytest.raises(RuntimeError, match="start"):
+        tracker.step(moving_object(0))
+    with pytest.raises(ValueError, match="no targets"):
+        tracker.start(moving_object(0), [])
+    tracker.start(moving_object(0), [TARGET])
+    with pytest.raises(ValueError, match="size changed"):
+        tracker.step(moving_object(1, 160, 120))
+    tracker.stop()
+    assert not tracker.active and tracker.memory_frames == 0
+    assert isinstance(tracker.start(moving_object(0), [TARGET]), TrackStep)
