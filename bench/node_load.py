@@ -55,7 +55,7 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
     log = Path(tempfile.mkdtemp(prefix="segzero_load_")) / "node.log"
     node = NodeProcess(
         log,
-        {"preset": "tiny", "max_pending_goals": 4, "reasoner.max_new_tokens": 96},
+        {"preset": "tiny", "max_pending_goals": 4, "reasoner.max_new_tokens": 96, "tracking.enabled": False},
         env={"SEGZERO_BENCH_REASONER_S": str(reasoner_s), "PYTHONUNBUFFERED": "1"},
         command=[sys.executable, str(ROOT / "bench" / "slow_node.py")],
     )

@@ -108,6 +108,7 @@ class Probe:
                 "overlay",
                 "reasoning",
                 "reasoning_partial",
+                "tracking_status",
                 "diagnostics",
             )
         }
@@ -119,6 +120,7 @@ class Probe:
             self.node.create_subscription(Image, "overlay", self._keep("overlay"), reliable),
             self.node.create_subscription(String, "reasoning", self._keep("reasoning"), reliable),
             self.node.create_subscription(String, "reasoning_partial", self._keep("reasoning_partial"), reliable),
+            self.node.create_subscription(String, "tracking_status", self._keep("tracking_status"), reliable),
             self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep("diagnostics"), 10),
         ]
         self.executor = SingleThreadedExecutor()

@@ -35,6 +35,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
             "image_timeout_s": 5.0,
             "reasoner.max_new_tokens": 96,
             "max_pending_goals": 4,
+            "tracking.enabled": False,  # tracking has its own tests (test_tracking_node.py)
         },
         env={"SEGZERO_FAULT_INJECTION_GOAL": FAULT_GOAL},
     )

@@ -239,3 +239,40 @@ def test_cdr_matches_rclpy_serialization():
     from std_msgs.msg import String
 
     assert string_from_cdr(serialize_message(String(data="the red cup"))) == b"the red cup"
+
+
+def test_idle_frames_go_to_the_idle_callback_newest_only_and_never_before_goals():
+    rec = Recorder()
+    seen: list[int] = []
+    gate = threading.Event()
+
+    def on_idle(f: Frame) -> None:
+        seen.append(f.header)
+        gate.wait(5)
+
+    worker = GoalWorker(rec.run, rec.on_result, on_idle_frame=on_idle)
+    worker.start()
+    try:
+        worker.offer_frame(frame(1))
+        time.sleep(0.1)
+        assert seen == []  # idle work is off until asked for
+        worker.idle_frames = True
+        worker.wake()
+        time.sleep(0.1)
+        assert seen == [1]  # the callback holds the worker: frames 2..4 arrive meanwhile
+        for tag in (2, 3, 4):
+            worker.offer_frame(frame(tag))
+        worker.submit(Goal("cup", id="g"))
+        gate.set()
+        rec.wait(1)
+        time.sleep(0.2)
+        assert rec.results[0][1].header == 4  # the pending goal went first, on the newest frame
+        assert seen == [1]  # frame 4 was used by the goal; 2 and 3 were skipped, not queued
+        worker.offer_frame(frame(5))
+        deadline = time.monotonic() + 5
+        while seen[-1] != 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [1, 5]
+    finally:
+        gate.set()
+        worker.stop()

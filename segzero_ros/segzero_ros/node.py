@@ -56,33 +56,51 @@ def _descriptor(param: params.Param) -> ParameterDescriptor:
     return desc
 
 
+def segmenter_config(values: dict[str, Any]):
+    """The SAM2 the parameters name (``preset: tiny`` → the offline tiny SAM2)."""
+    from segzero_ros.segmenter import SegmenterConfig
+
+    if values["preset"] == "tiny":
+        from segzero_ros.tiny import tiny_segmenter_config
+
+        return tiny_segmenter_config(
+            device="cpu", backend=values["segmenter.backend"], precision=values["segmenter.precision"]
+        )
+    return SegmenterConfig(
+        backend=values["segmenter.backend"],
+        precision=values["segmenter.precision"],
+        model=values["segmenter.model"],
+        config=values["segmenter.config"] or None,
+        device=values["segmenter.device"],
+        local_files_only=values["reasoner.local_files_only"],
+    )
+
+
+def build_tracker(values: dict[str, Any]):
+    """SAM2 built for video, wrapped in a ``Tracker`` (PyTorch whatever the segmenter backend)."""
+    from segzero_ros.reasoner import resolve_device
+    from segzero_ros.tracker import Tracker, load_tracking_model
+
+    config = segmenter_config(values)
+    model = load_tracking_model(config, resolve_device(config.device))
+    return Tracker(model, min_score=values["tracking.min_score"], lost_frames=values["tracking.lost_frames"])
+
+
 def build_pipeline(values: dict[str, Any]) -> Pipeline:
     """Load the models the parameters name (``preset: tiny`` → the offline tiny models)."""
     from segzero_ros.reasoner import Reasoner, ReasonerConfig
-    from segzero_ros.segmenter import SegmenterConfig, make_segmenter
+    from segzero_ros.segmenter import make_segmenter
 
     tiny = values["preset"] == "tiny"
     remote = values["reasoner.backend"] == "openai"
+    seg_config = segmenter_config(values)
     if tiny:
-        from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path, tiny_segmenter_config
+        from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path
 
-        reasoner_model, seg_config = (
-            "" if remote else str(tiny_reasoner_path()),
-            tiny_segmenter_config(
-                device="cpu", backend=values["segmenter.backend"], precision=values["segmenter.precision"]
-            ),
-        )
+        reasoner_model = "" if remote else str(tiny_reasoner_path())
         image_size = TINY_IMAGE_SIZE  # the size the tiny reasoner was fitted at
     else:
         reasoner_model, image_size = values["reasoner.model"], values["reasoner.image_size"]
-        seg_config = SegmenterConfig(
-            backend=values["segmenter.backend"],
-            precision=values["segmenter.precision"],
-            model=values["segmenter.model"],
-            config=values["segmenter.config"] or None,
-            device=values["segmenter.device"],
-            local_files_only=values["reasoner.local_files_only"],
-        )
     segmenter = make_segmenter(seg_config)  # first: the quicker of the two to fail on a bad configuration
     config = ReasonerConfig(
         model=values["reasoner.model"] if remote else reasoner_model,
@@ -116,14 +134,21 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
     return Pipeline(reasoner, segmenter, max_goal_chars=values["max_goal_chars"])
 
 
+def _stamp(header: Any) -> float | None:
+    """A header's stamp in seconds (None without a header)."""
+    return None if header is None else header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
 def _ms(value: float | None, digits: int = 3) -> str:
     """A timing for diagnostics: fixed digits, empty when nothing was measured yet."""
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def result_json(result: Result, header: Any, models: dict[str, str]) -> str:
+def result_json(result: Result, header: Any, models: dict[str, str], reacquired: bool = False) -> str:
     """The ``result`` topic's JSON: the pipeline summary plus the source frame's stamp and frame id."""
     summary = result.to_dict()
+    if reacquired:
+        summary["reacquired"] = True
     if header is not None:
         summary["stamp"] = {"sec": header.stamp.sec, "nanosec": header.stamp.nanosec}
         summary["frame_id"] = header.frame_id
@@ -196,6 +221,8 @@ class SegZeroNode(LifecycleNode):
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
         self._action_server: ActionServer | None = None
+        self.tracker: Any = None
+        self._tracked: dict[str, Any] | None = None  # the goal whose targets are being tracked
         # Action goals in flight: the worker's Goal (by identity) -> (its goal handle, the future of its result).
         self._action_goals: dict[int, tuple[Any, rclpy.task.Future]] = {}
         self._state = "unconfigured"
@@ -242,6 +269,10 @@ class SegZeroNode(LifecycleNode):
                 self.pipeline.reasoner.config.stop_at_answer = bool(value)
             elif name == "max_goal_chars":
                 self.pipeline.max_goal_chars = int(value)
+            elif name == "tracking.min_score" and self.tracker is not None:
+                self.tracker.min_score = float(value)
+            elif name == "tracking.lost_frames" and self.tracker is not None:
+                self.tracker.lost_frames = int(value)
             elif name in ("reasoner.timeout_s", "reasoner.retries") and hasattr(self.pipeline.reasoner, "remote"):
                 setattr(self.pipeline.reasoner.remote, name.split(".")[1], value)
 
@@ -277,12 +308,19 @@ class SegZeroNode(LifecycleNode):
             "reasoning_partial": self.create_lifecycle_publisher(String, "reasoning_partial", RELIABLE),
             "result": self.create_lifecycle_publisher(String, "result", RELIABLE),
             "segmentation": self.create_lifecycle_publisher(SegmentationResult, "segmentation", RELIABLE),
+            "tracking_status": self.create_lifecycle_publisher(String, "tracking_status", RELIABLE),
         }
+        if values["tracking.enabled"]:
+            try:
+                self.tracker = build_tracker(values)
+            except Exception as exc:  # tracking is an extra: the node serves goals without it
+                self.get_logger().warning(f"tracking disabled: its SAM2 did not load ({type(exc).__name__}: {exc})")
         self.worker = GoalWorker(
             self._run,
             self._publish_result,
             max_pending_goals=values["max_pending_goals"],
             image_timeout_s=values["image_timeout_s"],
+            on_idle_frame=self._track_frame,
         )
         self._state, self._error = "ready", ""
         return super().on_configure(state)
@@ -340,6 +378,7 @@ class SegZeroNode(LifecycleNode):
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
+        self.tracker, self._tracked = None, None
         self.worker = None
         self._state = "unconfigured"
 
@@ -387,6 +426,7 @@ class SegZeroNode(LifecycleNode):
         self.worker.submit(goal)
 
     def _on_cancel(self, _msg: Empty) -> None:
+        self._end_track("cancelled")
         dropped = self.worker.cancel()
         self.get_logger().info(f"cancel: {len(dropped)} pending goal(s) dropped")
 
@@ -508,7 +548,9 @@ class SegZeroNode(LifecycleNode):
             self.worker.stats.publish_ms.append(result.timings_ms["publish_ms"])
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
-        self._pubs["result"].publish(String(data=result_json(result, header, self._models)))
+        summary = result_json(result, header, self._models, reacquired=goal.reacquired)
+        self._pubs["result"].publish(String(data=summary))
+        self._after_goal(goal, frame, result)
         typed = segmentation_msg(result, header, self._models, mask, labels)
         self._pubs["segmentation"].publish(typed)
         action = self._action_goals.pop(id(goal), None)
@@ -523,6 +565,79 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().info(summary)
         else:
             self.get_logger().warning(summary)
+
+    # --- tracking (worker thread, between goals) ----------------------------------------------------
+
+    def _after_goal(self, goal: Goal, frame: Frame | None, result: Result) -> None:
+        """A goal's answer ends the previous track; a successful one starts tracking its targets."""
+        if self.tracker is None or result.error == CANCELLED:
+            return
+        self._end_track("replaced by a new goal")
+        if not (result.ok and frame is not None and result.targets):
+            return
+        try:
+            self.tracker.start(to_rgb8(frame.array, frame.encoding), result.targets)
+        except Exception as exc:
+            self.get_logger().warning(f"goal {goal.id}: tracking not started ({type(exc).__name__}: {exc})")
+            return
+        self._tracked = {"goal": goal, "stamp": _stamp(frame.header), "frames": 0}
+        self.worker.idle_frames = True
+
+    def _end_track(self, why: str) -> None:
+        tracked, self._tracked = self._tracked, None
+        if self.worker is not None:
+            self.worker.idle_frames = False
+        if tracked is not None:
+            self._pubs["tracking_status"].publish(
+                String(data=json.dumps({"id": tracked["goal"].id, "state": "ended", "reason": why}))
+            )
+
+    def _track_frame(self, frame: Frame) -> None:
+        """One tracking step on a new camera frame: mask, labels and ``tracking_status`` with its header."""
+        tracked = self._tracked
+        if tracked is None or self.tracker is None or not self.tracker.active:
+            self.worker.idle_frames = False
+            return
+        stamp = _stamp(frame.header)
+        if stamp is not None and tracked["stamp"] is not None and stamp <= tracked["stamp"]:
+            return  # the same (or an older) camera frame again: nothing new to track
+        tracked["stamp"] = stamp
+        tracked["frames"] += 1
+        if tracked["frames"] % int(self.value("tracking.every_n")):
+            return
+        goal = tracked["goal"]
+        try:
+            step = self.tracker.step(to_rgb8(frame.array, frame.encoding))
+        except (ValueError, ImageConversionError) as exc:
+            self._end_track(f"tracking failed: {exc}")
+            return
+        seen = [m for m, state in zip(step.masks, step.states, strict=True) if state == "tracking"]
+        union = np.logical_or.reduce(seen) if seen else np.zeros(frame.array.shape[:2], bool)
+        self._pubs["mask"].publish(numpy_to_image(np.multiply(union, 255, dtype=np.uint8), "mono8", frame.header))
+        labels = np.zeros(union.shape, np.uint8)
+        for k, (m, state) in reversed(list(enumerate(zip(step.masks, step.states, strict=True), start=1))):
+            if state == "tracking":
+                labels[m] = min(k, 255)
+        self._pubs["labels"].publish(numpy_to_image(labels, "mono8", frame.header))
+        status = {
+            "id": goal.id,
+            "stamp": {"sec": frame.header.stamp.sec, "nanosec": frame.header.stamp.nanosec},
+            "frame_id": frame.header.frame_id,
+            "frame": step.frame_index,
+            "state": "lost" if step.lost else "tracking",
+            "targets": [
+                {"score": round(score, 4), "state": state, "area": int(mask.sum())}
+                for score, state, mask in zip(step.scores, step.states, step.masks, strict=True)
+            ],
+        }
+        self._pubs["tracking_status"].publish(String(data=json.dumps(status)))
+        if step.lost:
+            self._tracked = None
+            self.worker.idle_frames = False
+            self.tracker.stop()
+            if self.value("tracking.reacquire"):
+                self.get_logger().info(f"goal {goal.id}: targets lost, reasoning again on the newest frame")
+                self.worker.submit(Goal(text=goal.text, id=goal.id, multi=goal.multi, reacquired=True))
 
     # --- diagnostics -----------------------------------------------------------------------------
 

@@ -138,6 +138,18 @@ PARAMETERS: tuple[Param, ...] = (
         read_only=True,
     ),
     Param(
+        "tracking.enabled",
+        True,
+        "after a goal succeeds, keep its masks on the targets in every new frame with SAM2's memory (no reasoner)",
+        read_only=True,
+    ),
+    Param("tracking.every_n", 1, "track every n-th new camera frame", low=1, high=100, step=1),
+    Param("tracking.min_score", 0.5, "object score below which a tracked target counts as not seen", low=0.0, high=1.0),
+    Param(
+        "tracking.lost_frames", 5, "frames in a row below min_score before a target is lost", low=1, high=10000, step=1
+    ),
+    Param("tracking.reacquire", False, "when every target is lost, run the goal again on the newest frame"),
+    Param(
         "segmenter.backend",
         "torch",
         "SAM2 backend: torch, torch_compiled, onnx, tensorrt, auto (tensorrt > torch_compiled on a GPU, else onnx)",

@@ -45,6 +45,7 @@ class Goal:
     received: float = field(default_factory=time.monotonic)
     error: str | None = None  # set when the goal was malformed before it reached the queue
     frame: Frame | None = None  # the image to use instead of the newest camera frame (action goals)
+    reacquired: bool = False  # run again by the tracker after its targets were lost
 
 
 @dataclass
@@ -83,9 +84,14 @@ class GoalWorker:
         max_pending_goals: int = 4,
         image_timeout_s: float = 5.0,
         failure: Callable[[Goal, str], Result] | None = None,
+        on_idle_frame: Callable[[Frame], None] | None = None,
     ) -> None:
         self._run = run
         self._on_result = on_result
+        # Called in the worker thread with each new frame while no goal is pending and ``idle_frames`` is set
+        # (the node tracks its last goal's targets this way); frames that come faster are skipped, never queued.
+        self._on_idle_frame = on_idle_frame
+        self.idle_frames = False
         self._failure = failure or _failed_result
         self.max_pending_goals = max_pending_goals
         self.image_timeout_s = image_timeout_s
@@ -183,15 +189,33 @@ class GoalWorker:
 
     # --- worker thread ---------------------------------------------------------------------------
 
+    def _idle_frame_ready(self) -> bool:
+        return self._on_idle_frame is not None and self.idle_frames and not self._frame_used
+
+    def wake(self) -> None:
+        """Re-check for work (after ``idle_frames`` changed)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._goals and not self._stop:
+                while not self._goals and not self._stop and not self._idle_frame_ready():
                     self._cond.wait()
                 if self._stop:
                     return
-                goal = self._goals.popleft()
-                self._busy = goal
+                if not self._goals:
+                    frame, self._frame_used = self._frame, True
+                    goal = None
+                else:
+                    goal = self._goals.popleft()
+                    self._busy = goal
+            if goal is None:
+                try:
+                    self._on_idle_frame(frame)
+                except Exception:  # a failed tracking step must not stop goals
+                    LOG.exception("idle-frame work failed")
+                continue
             try:
                 self._handle(goal)
             except Exception as exc:  # the worker must survive anything a goal does

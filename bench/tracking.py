@@ -1,0 +1,99 @@
+"""Tracking cost against full re-segmentation per frame, and memory over a long track, in one run.
+
+    python bench/tracking.py [--config tiny|CONFIG] [--frames 600] [--device cpu|cuda] [--json]
+
+On a generated video (a red square sliding over a textured table, 1280x720) it times, per frame: a tracking
+step (``Tracker.step``: SAM2 memory, no prompt) and a full re-segmentation on the same backend (PyTorch
+``set_image`` + ``predict`` with the box and clicks), and reports their ratio and the process RSS at the start
+and end of ``--frames`` tracking steps. The JSON is one object: ``track_ms``, ``resegment_ms``, ``ratio``
+(resegment / track), ``rss_start_mb``, ``rss_end_mb``, ``frames``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segzero_ros"))
+
+
+def frame(i: int, width: int = 1280, height: int = 720):
+    from segzero_ros.scenes import textured_background
+
+    rgb = textured_background(width, height, 0).copy()
+    cx = 200 + (4 * i) % (width - 400)
+    rgb[300:420, cx - 60 : cx + 60] = (220, 30, 30)
+    return rgb
+
+
+def run(config_name: str, frames: int, device: str) -> dict:
+    import psutil
+    import torch
+
+    from segzero_ros.benchmark import base_config
+    from segzero_ros.protocol import Target
+    from segzero_ros.segmenter import make_segmenter
+    from segzero_ros.tracker import Tracker, load_tracking_model
+
+    torch.set_grad_enabled(False)
+    config = dataclasses.replace(base_config(config_name, device), backend="torch", precision="fp32")
+    segmenter = make_segmenter(config)
+    tracker = Tracker(load_tracking_model(config, device))
+    target = Target(bbox=(140, 300, 260, 420), points=[(200, 360), (220, 380)])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        sync()
+        return (time.perf_counter() - start) * 1e3
+
+    resegment = [timed(lambda i=i: segmenter.segment(frame(i), [target])) for i in range(5)]
+    tracker.start(frame(0), [target])
+    process = psutil.Process()
+    track, rss_start = [], None
+    for i in range(1, frames + 1):
+        track.append(timed(lambda i=i: tracker.step(frame(i))))
+        if i == min(20, frames):  # after warm-up and once SAM2's memory window is full
+            rss_start = process.memory_info().rss / 2**20
+    rss_end = process.memory_info().rss / 2**20
+    track_ms, resegment_ms = statistics.median(track), statistics.median(resegment[1:])
+    return {
+        "config": config_name,
+        "device": device,
+        "frames": frames,
+        "track_ms": round(track_ms, 2),
+        "resegment_ms": round(resegment_ms, 2),
+        "ratio": round(resegment_ms / track_ms, 3),
+        "rss_start_mb": round(rss_start, 1),
+        "rss_end_mb": round(rss_end, 1),
+        "memory_frames": tracker.memory_frames,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tiny", help="'tiny' or a sam2 config name (random weights)")
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.config, args.frames, args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"SAM2 {result['config']} on {result['device']}: tracking step {result['track_ms']:.1f} ms, "
+            f"full re-segmentation {result['resegment_ms']:.1f} ms ({result['ratio']:.2f}x); RSS "
+            f"{result['rss_start_mb']:.0f} -> {result['rss_end_mb']:.0f} MB over {result['frames']} frames"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Tracking through the real node: masks for every new frame after a goal, loss, reacquisition, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from ros_harness import NodeProcess, Probe, isolate_ros_domain
+from test_node import make_frame, result_for, send_goal, set_param
+
+pytestmark = pytest.mark.ros
+
+TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
+    isolate_ros_domain()
+    import rclpy
+
+    node = NodeProcess(
+        tmp_path_factory.mktemp("tracking") / "segzero_node.log",
+        {
+            "preset": "tiny",
+            "image_qos": "reliable",
+            "reasoner.max_new_tokens": 96,
+            "tracking.min_score": 0.0,  # the random tiny SAM2 scores ~0.5: never lose it unless a test says so
+        },
+    )
+    probe = Probe()
+    try:
+        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 600, "the node to activate", node)
+        yield probe, node
+    finally:
+        probe.close()
+        node.stop()
+        rclpy.try_shutdown()
+
+
+def goal_then_stream(probe, node, goal_id: str, first_sec: int, frames: int, rate_hz: float = 15.0):
+    """Send a goal on a frame stamped ``first_sec``, then stream ``frames`` newer frames at ``rate_hz``."""
+    probe.clear()
+    first = make_frame(320, 240, sec=first_sec)
+    deadline = time.monotonic() + TIMEOUT
+    send_goal(probe, goal_id)
+    while not any(r["id"] == goal_id for r in probe.results()):
+        assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
+        probe.send_frame(first)
+        time.sleep(0.1)
+    result = result_for(probe, goal_id, node)
+    for i in range(1, frames + 1):
+        probe.send_frame(make_frame(320, 240, sec=first_sec + i))
+        time.sleep(1.0 / rate_hz)
+    return result
+
+
+def statuses(probe, goal_id):
+    return [s for s in (json.loads(m.data) for m in probe.take("tracking_status")) if s["id"] == goal_id]
+
+
+def test_new_frames_after_a_goal_get_masks_from_tracking(ros):
+    probe, node = ros
+    result = goal_then_stream(probe, node, "track", 100, 15)
+    assert result["status"] == "ok"
+    probe.wait_for(lambda: len(statuses(probe, "track")) >= 5, 30, "tracking status", node)
+    tracked = statuses(probe, "track")
+    stamps = [s["stamp"]["sec"] for s in tracked]
+    assert all(101 <= sec <= 115 for sec in stamps) and stamps == sorted(set(stamps))  # only newer frames, in order
+    assert all(s["state"] == "tracking" and len(s["targets"]) == 1 for s in tracked)
+    masks = {m.header.stamp.sec: m for m in probe.take("mask")}
+    for status in tracked:  # each tracked frame's mask carries that frame's header and size
+        mask = masks[status["stamp"]["sec"]]
+        assert (mask.width, mask.height, mask.header.frame_id) == (320, 240, "camera_color_optical_frame")
+    assert node.alive()
+
+
+def test_cancel_ends_the_track(ros):
+    probe, node = ros
+    from std_msgs.msg import Empty
+
+    goal_then_stream(probe, node, "to-cancel", 200, 3)
+    probe.wait_for(lambda: statuses(probe, "to-cancel"), 30, "tracking", node)
+    probe.cancel_pub.publish(Empty())
+    probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "to-cancel")), 30, "end", node)
+    ended_at = len(statuses(probe, "to-cancel"))
+    for i in range(5):
+        probe.send_frame(make_frame(320, 240, sec=300 + i))
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert len(statuses(probe, "to-cancel")) == ended_at  # no tracking after the cancel
+
+
+def test_lost_targets_are_reported_and_reacquired_with_the_same_goal_id(ros):
+    probe, node = ros
+    assert set_param(probe, "tracking.min_score", 1.0).successful  # nothing is ever seen well enough
+    assert set_param(probe, "tracking.lost_frames", 2).successful
+    assert set_param(probe, "tracking.reacquire", True).successful
+    try:
+        goal_then_stream(probe, node, "lose-me", 400, 6)
+        probe.wait_for(lambda: any(s["state"] == "lost" for s in statuses(probe, "lose-me")), 30, "lost", node)
+        lost = next(s for s in statuses(probe, "lose-me") if s["state"] == "lost")
+        assert lost["targets"][0]["state"] == "lost" and lost["targets"][0]["score"] < 1.0
+        probe.wait_for(lambda: len([r for r in probe.results() if r["id"] == "lose-me"]) >= 2, 60, "reacquire", node)
+        first, again = [r for r in probe.results() if r["id"] == "lose-me"][:2]
+        assert "reacquired" not in first and again["reacquired"] is True and again["status"] == "ok"
+        assert again["stamp"]["sec"] > first["stamp"]["sec"]  # reasoned again on a newer frame
+    finally:
+        assert set_param(probe, "tracking.reacquire", False).successful
+        assert set_param(probe, "tracking.min_score", 0.0).successful
+        assert set_param(probe, "tracking.lost_frames", 5).successful
