@@ -5,8 +5,9 @@
 On a generated video (a red square sliding over a textured table, 1280x720) it times, per frame: a tracking
 step (``Tracker.step``: SAM2 memory, no prompt) and a full re-segmentation on the same backend (PyTorch
 ``set_image`` + ``predict`` with the box and clicks), and reports their ratio and the process RSS at the start
-and end of ``--frames`` tracking steps. The JSON is one object: ``track_ms``, ``resegment_ms``, ``ratio``
-(resegment / track), ``rss_start_mb``, ``rss_end_mb``, ``frames``.
+and end of ``--frames`` tracking steps, and the tiny reasoner + SAM2 pipeline per frame for scale. The JSON is
+one object: ``track_ms``, ``resegment_ms``, ``ratio`` (resegment / track), ``rss_start_mb``, ``rss_end_mb``,
+``frames`` (and ``pipeline_ms``, ``pipeline_ratio``).
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ def frame(i: int, width: int = 1280, height: int = 720):
     return rgb
 
 
-def run(config_name: str, frames: int, device: str) -> dict:
+def run(config_name: str, frames: int, device: str, with_pipeline: bool = True) -> dict:
     import psutil
     import torch
 
     from segzero_ros.benchmark import base_config
+    from segzero_ros.pipeline import Pipeline
     from segzero_ros.protocol import Target
+    from segzero_ros.reasoner import Reasoner, ReasonerConfig
     from segzero_ros.segmenter import make_segmenter
+    from segzero_ros.tiny import FIT_GOAL, TINY_IMAGE_SIZE, tiny_reasoner_path
     from segzero_ros.tracker import Tracker, load_tracking_model
 
     torch.set_grad_enabled(False)
@@ -53,17 +57,33 @@ def run(config_name: str, frames: int, device: str) -> dict:
         sync()
         return (time.perf_counter() - start) * 1e3
 
-    resegment = [timed(lambda i=i: segmenter.segment(frame(i), [target])) for i in range(5)]
-    tracker.start(frame(0), [target])
+    video = [frame(i) for i in range(64)]  # made before timing; the track cycles through them
+    resegment = [timed(lambda f=f: segmenter.segment(f, [target])) for f in video[:6]]
+    pipeline_ms = None
+    if with_pipeline:
+        pipeline = Pipeline(
+            Reasoner(
+                ReasonerConfig(
+                    model=str(tiny_reasoner_path()),
+                    image_size=TINY_IMAGE_SIZE,
+                    local_files_only=True,
+                    max_new_tokens=96,
+                )
+            ),
+            segmenter,
+        )
+        pipeline_ms = statistics.median(timed(lambda f=f: pipeline.run(f, FIT_GOAL)) for f in video[:4])
+    tracker.start(video[0], [target])
     process = psutil.Process()
     track, rss_start = [], None
     for i in range(1, frames + 1):
-        track.append(timed(lambda i=i: tracker.step(frame(i))))
+        current = video[i % len(video)]
+        track.append(timed(lambda f=current: tracker.step(f)))
         if i == min(20, frames):  # after warm-up and once SAM2's memory window is full
             rss_start = process.memory_info().rss / 2**20
     rss_end = process.memory_info().rss / 2**20
     track_ms, resegment_ms = statistics.median(track), statistics.median(resegment[1:])
-    return {
+    result = {
         "config": config_name,
         "device": device,
         "frames": frames,
@@ -74,6 +94,9 @@ def run(config_name: str, frames: int, device: str) -> dict:
         "rss_end_mb": round(rss_end, 1),
         "memory_frames": tracker.memory_frames,
     }
+    if pipeline_ms is not None:
+        result.update(pipeline_ms=round(pipeline_ms, 2), pipeline_ratio=round(pipeline_ms / track_ms, 3))
+    return result
 
 
 def main() -> int:
@@ -81,9 +104,10 @@ def main() -> int:
     parser.add_argument("--config", default="tiny", help="'tiny' or a sam2 config name (random weights)")
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the tiny reasoner + SAM2 pipeline timing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.config, args.frames, args.device)
+    result = run(args.config, args.frames, args.device, not args.no_pipeline)
     if args.json:
         print(json.dumps(result))
     else:

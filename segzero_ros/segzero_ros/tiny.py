@@ -159,35 +159,20 @@ def build_processor(tokenizer):
     )
 
 
-def build_model(tokenizer):
-    """A random-weight Qwen2.5-VL with 2 text layers (width 64) and 2 vision blocks (width 32)."""
-    import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def qwen25_vl_config(tokenizer, text: dict, vision: dict, **top):
+    """A ``Qwen2_5_VLConfig`` of the given text and vision dimensions wired to ``tokenizer``'s special tokens."""
+    from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2_5_VLConfig(
+    return Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 32768,
-            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-            "rope_theta": 1000000.0,
-            "tie_word_embeddings": True,
+            **text,
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
-            "fullatt_block_indexes": [1],
+            **vision,
             "patch_size": 14,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
@@ -197,8 +182,37 @@ def build_model(tokenizer):
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        **top,
     )
+
+
+def build_model(tokenizer):
+    """A random-weight Qwen2.5-VL with 2 text layers (width 64) and 2 vision blocks (width 32)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": 64,
+        "fullatt_block_indexes": [1],
+    }
+    config = qwen25_vl_config(tokenizer, text, vision, tie_word_embeddings=True)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")}
     torch.manual_seed(SEED)
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
@@ -233,37 +247,21 @@ def random_qwen25_vl(size: str, tokenizer, dtype, device: str):
 
     Its special token ids are the tiny tokenizer's, so the tiny processor prepares its inputs."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
     dims = QWEN25_VL_DIMS[size]
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2_5_VLConfig(
-        text_config={
-            **dims["text"],
-            "max_position_embeddings": 128000,
-            "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
-            "rope_theta": 1000000.0,
-            "rms_norm_eps": 1e-6,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            **dims["vision"],
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    text = {
+        **dims["text"],
+        "max_position_embeddings": 128000,
+        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+        "rope_theta": 1000000.0,
+        "rms_norm_eps": 1e-6,
+    }
+    config = qwen25_vl_config(tokenizer, text, dims["vision"])
     torch.manual_seed(SEED)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.pad_token_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     return model
 
 
