@@ -184,10 +184,9 @@ class DepthNode(Node):
             "targets": targets,
         }
         self.pub_json.publish(String(data=json.dumps(summary)))
-        first = next((t for t in targets if t["xyz"] is not None), None)
-        if first is not None and first["index"] == 0:
+        if targets and targets[0]["xyz"] is not None:  # target_point is the first target's, when it has one
             point = PointStamped(header=msg.header)
-            point.point.x, point.point.y, point.point.z = first["xyz"]
+            point.point.x, point.point.y, point.point.z = targets[0]["xyz"]
             self.pub_point.publish(point)
         if points is not None and len(points):
             self.pub_cloud.publish(point_cloud(points, msg.header))
