@@ -109,3 +109,28 @@ def test_lost_targets_are_reported_and_reacquired_with_the_same_goal_id(ros):
         assert set_param(probe, "tracking.reacquire", False).successful
         assert set_param(probe, "tracking.min_score", 0.0).successful
         assert set_param(probe, "tracking.lost_frames", 5).successful
+
+
+def test_a_new_goal_replaces_the_track(ros):
+    probe, node = ros
+    goal_then_stream(probe, node, "first", 500, 3)
+    probe.wait_for(lambda: statuses(probe, "first"), 30, "tracking the first goal", node)
+    ids = [json.loads(m.data)["id"] for m in probe.take("tracking_status")]
+    assert set(ids[ids.index("first") :]) == {"first"}  # an earlier test's track ended when this goal came
+    second = make_frame(320, 240, sec=600)
+    send_goal(probe, "second")
+    deadline = time.monotonic() + TIMEOUT
+    while not any(r["id"] == "second" for r in probe.results()):
+        assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
+        probe.send_frame(second)
+        time.sleep(0.1)
+    probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "first")), 30, "first ended", node)
+    ended = next(s for s in statuses(probe, "first") if s["state"] == "ended")
+    assert ended["reason"] == "replaced by a new goal"
+    for i in range(1, 4):
+        probe.send_frame(make_frame(320, 240, sec=600 + i))
+        time.sleep(0.1)
+    probe.wait_for(lambda: statuses(probe, "second"), 30, "tracking the second goal", node)
+    after = [json.loads(m.data) for m in probe.take("tracking_status")]
+    last_first = max(i for i, s in enumerate(after) if s["id"] == "first")
+    assert all(s["id"] == "second" for s in after[last_first + 1 :])  # nothing of the first goal after it ended
