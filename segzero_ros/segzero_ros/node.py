@@ -548,9 +548,7 @@ class SegZeroNode(LifecycleNode):
             self.worker.stats.publish_ms.append(result.timings_ms["publish_ms"])
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
-        summary = result_json(result, header, self._models, reacquired=goal.reacquired)
-        self._pubs["result"].publish(String(data=summary))
-        self._after_goal(goal, frame, result)
+        self._pubs["result"].publish(String(data=result_json(result, header, self._models, goal.reacquired)))
         typed = segmentation_msg(result, header, self._models, mask, labels)
         self._pubs["segmentation"].publish(typed)
         action = self._action_goals.pop(id(goal), None)
@@ -565,6 +563,8 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().info(summary)
         else:
             self.get_logger().warning(summary)
+        # Last: starting a track embeds the frame once more, which must not delay any answer above.
+        self._after_goal(goal, frame, result)
 
     # --- tracking (worker thread, between goals) ----------------------------------------------------
 
