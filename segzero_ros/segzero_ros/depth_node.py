@@ -28,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
-from segzero_ros.image_codec import ImageConversionError, image_to_numpy
+from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
@@ -41,10 +41,6 @@ PARAMETERS: tuple[tuple[str, Any, str, tuple[float, float] | None], ...] = (
     ("depth.erode_px", 2, "pixels eroded from each mask before the centroid (edges see the background)", (0, 50)),
     ("depth.cloud_stride", 2, "keep every n-th row and column of a mask in target_cloud", (1, 64)),
 )
-
-
-def _stamp_s(header: Any) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
 def point_cloud(points: np.ndarray, header: Any) -> PointCloud2:
@@ -90,7 +86,7 @@ class DepthNode(Node):
     # --- callbacks ---------------------------------------------------------------------------------
 
     def _on_depth(self, msg: Image) -> None:
-        self.depths.add(_stamp_s(msg.header), msg)
+        self.depths.add(stamp_seconds(msg.header), msg)
         self._retry_pending()
 
     def _on_info(self, msg: CameraInfo) -> None:
@@ -124,7 +120,7 @@ class DepthNode(Node):
 
     def _try(self, msg: SegmentationResult) -> bool:
         """Publish the 3D targets of ``msg`` when its depth image is here; False to keep waiting."""
-        paired = self.depths.nearest(_stamp_s(msg.header), self.max_skew_s)
+        paired = self.depths.nearest(stamp_seconds(msg.header), self.max_skew_s)
         if paired is None:
             return False
         depth_msg, skew = paired

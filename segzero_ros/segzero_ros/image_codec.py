@@ -133,3 +133,8 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     if encoding in conversions:
         return cv2.cvtColor(array, conversions[encoding])
     return array  # rgb8, rgb16 (reduced above); generic 8UC3/8UC4 are taken in OpenCV's BGR order
+
+
+def stamp_seconds(header: Any) -> float | None:
+    """A message header's stamp in seconds (None without a header)."""
+    return None if header is None else header.stamp.sec + header.stamp.nanosec * 1e-9

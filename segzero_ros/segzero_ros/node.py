@@ -32,7 +32,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty, String
 
 from segzero_ros import params
-from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, image_to_numpy, numpy_to_image, to_rgb8
+from segzero_ros.image_codec import (
+    ImageConversionError,
+    compressed_to_numpy,
+    image_to_numpy,
+    numpy_to_image,
+    stamp_seconds,
+    to_rgb8,
+)
 from segzero_ros.overlay import draw_overlay
 from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal
 from segzero_ros.reasoner import partial_think
@@ -132,11 +139,6 @@ def build_pipeline(values: dict[str, Any]) -> Pipeline:
     else:
         reasoner = Reasoner(config)
     return Pipeline(reasoner, segmenter, max_goal_chars=values["max_goal_chars"])
-
-
-def _stamp(header: Any) -> float | None:
-    """A header's stamp in seconds (None without a header)."""
-    return None if header is None else header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
 def _ms(value: float | None, digits: int = 3) -> str:
@@ -580,7 +582,7 @@ class SegZeroNode(LifecycleNode):
         except Exception as exc:
             self.get_logger().warning(f"goal {goal.id}: tracking not started ({type(exc).__name__}: {exc})")
             return
-        self._tracked = {"goal": goal, "stamp": _stamp(frame.header), "frames": 0}
+        self._tracked = {"goal": goal, "stamp": stamp_seconds(frame.header), "frames": 0}
         self.worker.idle_frames = True
 
     def _end_track(self, why: str) -> None:
@@ -598,7 +600,7 @@ class SegZeroNode(LifecycleNode):
         if tracked is None or self.tracker is None or not self.tracker.active:
             self.worker.idle_frames = False
             return
-        stamp = _stamp(frame.header)
+        stamp = stamp_seconds(frame.header)
         if stamp is not None and tracked["stamp"] is not None and stamp <= tracked["stamp"]:
             return  # the same (or an older) camera frame again: nothing new to track
         tracked["stamp"] = stamp
