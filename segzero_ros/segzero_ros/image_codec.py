@@ -7,6 +7,7 @@ naming what is wrong.
 
 from __future__ import annotations
 
+import array as array_module
 import sys
 from typing import Any
 
@@ -81,14 +82,19 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
         raise ImageConversionError(f"{encoding} needs {channels} channel(s), got shape {array.shape}")
     if array.dtype != dtype:
         raise ImageConversionError(f"{encoding} needs dtype {dtype}, got {array.dtype}")
-    msg = Image()
+    # With field checks on, the message keeps the array.array it is given; without, its setter copies it
+    # again (message code generated without that switch always keeps it).
+    msg = Image(check_fields=True) if "_check_fields" in Image.__slots__ else Image()
     if header is not None:
         msg.header = header
     msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
     msg.encoding = encoding
     msg.is_bigendian = int(not _LITTLE and dtype.itemsize > 1)
     msg.step = int(array.shape[1] * channels * dtype.itemsize)
-    msg.data = np.ascontiguousarray(array).tobytes()
+    # One copy, straight into the array.array the message keeps.
+    data = array_module.array("B")
+    data.frombytes(memoryview(np.ascontiguousarray(array)).cast("B"))
+    msg.data = data
     return msg
 
 

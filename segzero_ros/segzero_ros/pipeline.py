@@ -78,7 +78,7 @@ class Result:
         w, h = self.image_wh
         out = np.zeros((h, w), dtype=np.uint8)
         for k, mask in reversed(list(enumerate(self.masks[:255], start=1))):
-            out[mask] = k
+            np.copyto(out, k, where=mask)
         return out
 
     def to_dict(self) -> dict[str, Any]:
