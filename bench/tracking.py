@@ -1,13 +1,16 @@
 """Tracking cost against full re-segmentation per frame, and memory over a long track, in one run.
 
-    python bench/tracking.py [--config tiny|CONFIG] [--frames 600] [--device cpu|cuda] [--json]
+    python bench/tracking.py [--config tiny|CONFIG] [--frames 600] [--input-scale 0.5] [--device cpu|cuda] [--json]
 
 On a generated video (a red square sliding over a textured table, 1280x720) it times, per frame: a tracking
-step (``Tracker.step``: SAM2 memory, no prompt) and a full re-segmentation on the same backend (PyTorch
-``set_image`` + ``predict`` with the box and clicks), and reports their ratio and the process RSS at the start
-and end of ``--frames`` tracking steps, and the tiny reasoner + SAM2 pipeline per frame for scale. The JSON is
-one object: ``track_ms``, ``resegment_ms``, ``ratio`` (resegment / track), ``rss_start_mb``, ``rss_end_mb``,
-``frames`` (and ``pipeline_ms``, ``pipeline_ratio``).
+step (``Tracker.step``: SAM2 memory, no prompt, at ``--input-scale`` of SAM2's input side as the node's
+``tracking.input_scale``) and a full re-segmentation on the same backend (PyTorch ``set_image`` + ``predict``
+with the box and clicks, at SAM2's own input side, on the first ``--resegment-frames`` of the same frames,
+interleaved), and reports their medians' ratio (tracking steps timed once SAM2 reads a full memory) and the
+process RSS at the start and end of ``--frames`` tracking steps, and the tiny reasoner + SAM2 pipeline per
+frame for scale. The JSON is one object: ``track_ms``, ``resegment_ms``, ``ratio`` (resegment / track),
+``rss_start_mb``, ``rss_end_mb``, ``frames`` (and ``input_scale``, ``track_image_size``,
+``resegment_image_size``, ``pipeline_ms``, ``pipeline_ratio``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ def frame(i: int, width: int = 1280, height: int = 720):
     return rgb
 
 
-def run(config_name: str, frames: int, device: str, with_pipeline: bool = True) -> dict:
+def run(
+    config_name: str,
+    frames: int,
+    device: str,
+    with_pipeline: bool = True,
+    input_scale: float = 0.5,
+    resegment_frames: int = 10,
+) -> dict:
     import psutil
     import torch
 
@@ -47,7 +57,7 @@ def run(config_name: str, frames: int, device: str, with_pipeline: bool = True) 
     torch.set_grad_enabled(False)
     config = dataclasses.replace(base_config(config_name, device), backend="torch", precision="fp32")
     segmenter = make_segmenter(config)
-    tracker = Tracker(load_tracking_model(config, device))
+    tracker = Tracker(load_tracking_model(config, device, input_scale))
     target = Target(bbox=(140, 300, 260, 420), points=[(200, 360), (220, 380)])
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
@@ -58,7 +68,7 @@ def run(config_name: str, frames: int, device: str, with_pipeline: bool = True) 
         return (time.perf_counter() - start) * 1e3
 
     video = [frame(i) for i in range(64)]  # made before timing; the track cycles through them
-    resegment = [timed(lambda f=f: segmenter.segment(f, [target])) for f in video[:6]]
+    timed(lambda: segmenter.segment(video[0], [target]))  # warm-up
     pipeline_ms = None
     if with_pipeline:
         pipeline = Pipeline(
@@ -74,19 +84,29 @@ def run(config_name: str, frames: int, device: str, with_pipeline: bool = True) 
         )
         pipeline_ms = statistics.median(timed(lambda f=f: pipeline.run(f, FIT_GOAL)) for f in video[:4])
     tracker.start(video[0], [target])
+    full = int(tracker.model.num_maskmem)  # steps before SAM2 reads a full set of memories (cheaper, not timed)
     process = psutil.Process()
-    track, rss_start = [], None
+    track, resegment, rss_start = [], [], None
     for i in range(1, frames + 1):
         current = video[i % len(video)]
-        track.append(timed(lambda f=current: tracker.step(f)))
+        step_ms = timed(lambda f=current: tracker.step(f))
+        if i >= full:
+            track.append(step_ms)
+            if len(resegment) < resegment_frames:  # interleaved, so a drift in machine speed hits both alike
+                resegment.append(timed(lambda f=current: segmenter.segment(f, [target])))
         if i == min(20, frames):  # after warm-up and once SAM2's memory window is full
             rss_start = process.memory_info().rss / 2**20
     rss_end = process.memory_info().rss / 2**20
-    track_ms, resegment_ms = statistics.median(track), statistics.median(resegment[1:])
+    if not track:
+        raise ValueError(f"--frames must be at least {full} (SAM2's memory fills after {full - 1} steps)")
+    track_ms, resegment_ms = statistics.median(track), statistics.median(resegment)
     result = {
         "config": config_name,
         "device": device,
         "frames": frames,
+        "input_scale": input_scale,
+        "track_image_size": int(tracker.model.image_size),
+        "resegment_image_size": int(segmenter.image_size),
         "track_ms": round(track_ms, 2),
         "resegment_ms": round(resegment_ms, 2),
         "ratio": round(resegment_ms / track_ms, 3),
@@ -103,17 +123,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", help="'tiny' or a sam2 config name (random weights)")
     parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--input-scale", type=float, default=0.5, help="tracking input side / SAM2's (node: 0.5)")
+    parser.add_argument("--resegment-frames", type=int, default=10, help="frames also re-segmented (interleaved)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the tiny reasoner + SAM2 pipeline timing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.config, args.frames, args.device, not args.no_pipeline)
+    result = run(args.config, args.frames, args.device, not args.no_pipeline, args.input_scale, args.resegment_frames)
     if args.json:
         print(json.dumps(result))
     else:
         print(
-            f"SAM2 {result['config']} on {result['device']}: tracking step {result['track_ms']:.1f} ms, "
-            f"full re-segmentation {result['resegment_ms']:.1f} ms ({result['ratio']:.2f}x); RSS "
+            f"SAM2 {result['config']} on {result['device']}: tracking step at {result['track_image_size']} "
+            f"{result['track_ms']:.1f} ms, full re-segmentation at {result['resegment_image_size']} "
+            f"{result['resegment_ms']:.1f} ms ({result['ratio']:.2f}x); RSS "
             f"{result['rss_start_mb']:.0f} -> {result['rss_end_mb']:.0f} MB over {result['frames']} frames"
         )
     return 0

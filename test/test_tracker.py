@@ -9,7 +9,7 @@ from PIL import Image
 
 from segzero_ros.protocol import Target
 from segzero_ros.scenes import textured_background
-from segzero_ros.tracker import Tracker, TrackStep, load_tracking_model
+from segzero_ros.tracker import Tracker, TrackStep, load_tracking_model, tracking_image_size
 
 TARGET = Target(bbox=(40, 100, 80, 140), points=[(60, 120), (65, 125)])
 
@@ -98,3 +98,44 @@ def test_misuse_is_refused(model):
     tracker.stop()
     assert not tracker.active and tracker.memory_frames == 0
     assert isinstance(tracker.start(moving_object(0), [TARGET]), TrackStep)
+
+
+def test_tracking_image_size_scales_the_input_side_to_a_multiple_of_32():
+    assert tracking_image_size(1024, 1.0) == 1024
+    assert tracking_image_size(1024, 0.5) == 512
+    assert tracking_image_size(1024, 0.3) == 320  # 307.2 -> the nearest multiple of 32
+    assert tracking_image_size(256, 0.25) == 128  # never below 128
+    with pytest.raises(ValueError, match="input_scale"):
+        tracking_image_size(1024, 0.0)
+
+
+def test_a_reduced_input_scale_tracks_with_the_same_weights(model, tiny_sam2_config):
+    half = load_tracking_model(tiny_sam2_config, "cpu", input_scale=0.5)
+    assert (half.image_size, model.image_size) == (128, 256)
+    ours, theirs = half.state_dict(), model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    tracker = Tracker(half)
+    tracker.start(moving_object(0), [TARGET])
+    for i in range(1, 20):
+        step = tracker.step(moving_object(i))
+        assert step.masks[0].shape == (240, 320) and 0.0 <= step.scores[0] <= 1.0
+    assert tracker.memory_frames == 1 + tracker.window
+    # The memory really is at the smaller size: 128 / 16 = 8 feature cells a side (256 would give 16).
+    assert tracker._track.output_dict["non_cond_frame_outputs"][19]["maskmem_features"].shape[-2:] == (8, 8)
+
+
+def test_tracking_bench_reports_the_issue_figures(tiny_sam2_config):
+    """``bench/tracking.py --json``: one object with the tracking/re-segmentation figures, at the node's scale."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = [sys.executable, str(root / "bench" / "tracking.py"), "--frames", "24", "--no-pipeline", "--json"]
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"track_ms", "resegment_ms", "ratio", "rss_start_mb", "rss_end_mb", "frames"} <= report.keys()
+    assert report["frames"] == 24 and report["memory_frames"] == 17
+    assert (report["input_scale"], report["track_image_size"], report["resegment_image_size"]) == (0.5, 128, 256)
+    assert report["ratio"] == pytest.approx(report["resegment_ms"] / report["track_ms"], rel=0.01)

@@ -90,7 +90,7 @@ def build_tracker(values: dict[str, Any]):
     from segzero_ros.tracker import Tracker, load_tracking_model
 
     config = segmenter_config(values)
-    model = load_tracking_model(config, resolve_device(config.device))
+    model = load_tracking_model(config, resolve_device(config.device), values["tracking.input_scale"])
     return Tracker(model, min_score=values["tracking.min_score"], lost_frames=values["tracking.lost_frames"])
 
 
@@ -322,6 +322,7 @@ class SegZeroNode(LifecycleNode):
         if values["tracking.enabled"]:
             try:
                 self.tracker = build_tracker(values)
+                self.get_logger().info(f"tracking ready: SAM2 memory at a {self.tracker.model.image_size}² input")
             except Exception as exc:  # tracking is an extra: the node serves goals without it
                 self.get_logger().warning(f"tracking disabled: its SAM2 did not load ({type(exc).__name__}: {exc})")
         self.worker = GoalWorker(

@@ -143,6 +143,15 @@ PARAMETERS: tuple[Param, ...] = (
         "after a goal succeeds, keep its masks on the targets in every new frame with SAM2's memory (no reasoner)",
         read_only=True,
     ),
+    Param(
+        "tracking.input_scale",
+        0.5,
+        "SAM2's input side while tracking, as a fraction of its own (0.5: 1024 -> 512, several times cheaper per "
+        "frame); 1.0 runs SAM2's video predictor exactly",
+        low=0.25,
+        high=1.0,
+        read_only=True,
+    ),
     Param("tracking.every_n", 1, "track every n-th new camera frame", low=1, high=100, step=1),
     Param("tracking.min_score", 0.5, "object score below which a tracked target counts as not seen", low=0.0, high=1.0),
     Param(

@@ -7,6 +7,8 @@ alone. The memory is a window: the seed frame plus the newest ``window`` frames 
 however long the track runs. Each target's confidence is SAM2's object score (sigmoid of its object-presence
 logit); below ``min_score`` for ``lost_frames`` frames in a row the target is lost. Built on ``SAM2Base.track_step``,
 the step SAM2's own video predictor runs, fed frame by frame instead of from a preloaded video.
+``load_tracking_model(..., input_scale)`` may build that SAM2 for a smaller input side (same weights): a step
+then costs a fraction of a re-segmentation, which at SAM2's own side it does not.
 """
 
 from __future__ import annotations
@@ -45,16 +47,35 @@ class _Track:
     )
 
 
-def load_tracking_model(config: Any, device: str):
-    """SAM2 built as the ``sam2`` package builds it for video (its post-processing included)."""
+def tracking_image_size(native: int, input_scale: float) -> int:
+    """SAM2's input side for tracking: ``input_scale`` × its own, a multiple of 32 (Hiera's coarsest stride), ≥ 128."""
+    if not 0 < input_scale <= 1:
+        raise ValueError(f"input_scale must be in (0, 1], got {input_scale}")
+    return native if input_scale == 1 else max(128, round(native * input_scale / 32) * 32)
+
+
+def _is_image_size(override: str) -> bool:
+    return override.lstrip("+~").startswith("model.image_size=")
+
+
+def load_tracking_model(config: Any, device: str, input_scale: float = 1.0):
+    """SAM2 built as the ``sam2`` package builds it for video (its post-processing included).
+
+    ``input_scale`` < 1 builds it for a smaller input (same weights: Hiera's position embeddings and the memory
+    attention's rotary encoding follow the feature size); 1 is SAM2's own video predictor, exactly.
+    """
+    from hydra import compose
     from sam2.build_sam import build_sam2_video_predictor
 
     from segzero_ros.segmenter.torch import resolve_checkpoint
 
     config_name, checkpoint = resolve_checkpoint(config)
-    return build_sam2_video_predictor(
-        config_name, checkpoint, device=device, hydra_overrides_extra=list(config.overrides)
-    )
+    overrides = list(config.overrides)
+    if input_scale != 1:
+        native = int(compose(config_name=config_name, overrides=overrides).model.image_size)
+        size = tracking_image_size(native, input_scale)
+        overrides = [o for o in overrides if not _is_image_size(o)] + [f"++model.image_size={size}"]
+    return build_sam2_video_predictor(config_name, checkpoint, device=device, hydra_overrides_extra=overrides)
 
 
 class Tracker:
