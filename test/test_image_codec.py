@@ -139,3 +139,30 @@ def test_compressed_jpeg_and_png():
         compressed_to_numpy(CompressedImage(format="jpeg", data=b"garbage"))
     with pytest.raises(ImageConversionError, match="no data"):
         compressed_to_numpy(CompressedImage(format="jpeg", data=b""))
+
+
+def test_numpy_to_image_owns_one_copy_that_views_can_write():
+    """The message holds its own copy (the source may change); ``image_to_numpy`` gives a writable view of it."""
+    rgb = _sample("rgb8", 6, 8)
+    msg = numpy_to_image(rgb, "rgb8")
+    rgb[:] = 0  # the camera buffer is reused: the message must not change with it
+    view = image_to_numpy(msg)
+    assert view.flags.writeable and view.any()
+    view[0, 0] = (1, 2, 3)  # drawing into the view is drawing into the message
+    assert bytes(msg.data[:3]) == b"\x01\x02\x03"
+    strided = np.arange(2 * 10 * 3, dtype=np.uint8).reshape(2, 10, 3)[:, ::2]  # not contiguous
+    assert np.array_equal(image_to_numpy(numpy_to_image(strided, "rgb8")), strided)
+
+
+def test_mask_messages_threshold_the_labels_in_their_own_buffers():
+    from segzero_ros.node import mask_messages
+
+    labels = np.zeros((4, 6), np.uint8)
+    labels[1, 1:3], labels[2, 4] = 1, 2
+    header = Image().header
+    header.frame_id = "camera"
+    mask, label_image = mask_messages(labels, header)
+    assert np.array_equal(image_to_numpy(label_image), labels)
+    assert np.array_equal(image_to_numpy(mask), np.where(labels > 0, 255, 0))
+    assert mask.encoding == label_image.encoding == "mono8" and mask.header.frame_id == "camera"
+    assert labels.max() == 2  # the label image the caller passed is left alone
