@@ -2,8 +2,8 @@
 # GPU checks, as one prepared script for a lent GPU machine (see README, "Benchmarks"): SAM2 backends for
 # hiera-tiny and hiera-large (random weights; speed does not depend on them) — PyTorch eager fp32, eager bf16,
 # torch_compiled bf16, and TensorRT fp16 when `tensorrt` is importable — with speed-up and mask IoU vs eager
-# fp32; tracking vs re-segmentation; the reasoner's generation paths on the 7B shapes; then the GPU-marked tests. Figures go to $OUT
-# (gpu_check_*.json, gpu_check.log).
+# fp32; tracking vs re-segmentation; the reasoner's generation paths on the 7B shapes; then the GPU-marked
+# tests. Figures go to $OUT (gpu_check_*.json, gpu_check.log).
 #
 #   here, once:   bash bench/gpu_check.sh --prepare     # wheels the GPU image lacks -> .whl/ (git-ignored)
 #   there:        bash bench/gpu_check.sh               # with .whl carried; python3 there has torch + CUDA
