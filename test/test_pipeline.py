@@ -114,3 +114,13 @@ def test_check_goal_and_describe_error():
     with pytest.raises(GoalError, match="too long"):
         check_goal("x" * 11, max_chars=10)
     assert describe_error(KeyError("k")) == "KeyError: 'k'"
+
+
+def test_label_image_skips_masks_not_drawn_and_keeps_their_numbers():
+    """Tracking draws only the targets it still sees; the others keep their label numbers free."""
+    from segzero_ros.pipeline import label_image
+
+    first, second, third = (np.zeros((1, 4), bool) for _ in range(3))
+    first[0, :2], second[0, 1:3], third[0, 3] = True, True, True
+    assert label_image([first, second, third], (1, 4)).tolist() == [[1, 1, 2, 3]]
+    assert label_image([first, None, third], (1, 4)).tolist() == [[1, 1, 0, 3]]

@@ -42,7 +42,7 @@ from segzero_ros.image_codec import (
     to_rgb8,
 )
 from segzero_ros.overlay import paint_overlay
-from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal
+from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal, label_image
 from segzero_ros.reasoner import partial_think
 from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, percentile
 
@@ -621,11 +621,8 @@ class SegZeroNode(LifecycleNode):
         except (ValueError, ImageConversionError) as exc:
             self._end_track(f"tracking failed: {exc}")
             return
-        labels = np.zeros(frame.array.shape[:2], np.uint8)
-        for k, (m, state) in reversed(list(enumerate(zip(step.masks, step.states, strict=True), start=1))):
-            if state == "tracking":
-                np.copyto(labels, min(k, 255), where=m)
-        mask, labels_msg = mask_messages(labels, frame.header)
+        seen = [m if state == "tracking" else None for m, state in zip(step.masks, step.states, strict=True)]
+        mask, labels_msg = mask_messages(label_image(seen, frame.array.shape[:2]), frame.header)
         self._pubs["mask"].publish(mask)
         self._pubs["labels"].publish(labels_msg)
         status = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,16 @@ def check_goal(goal: Any, max_chars: int = MAX_GOAL_CHARS) -> str:
     if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
         raise GoalError("goal contains control characters")
     return text
+
+
+def label_image(masks: Sequence[np.ndarray | None], shape: tuple[int, int]) -> np.ndarray:
+    """uint8 ``shape``: 0 background, k on mask k (1-based, the first 255; ``None`` = not drawn); the lower k
+    wins where masks overlap."""
+    out = np.zeros(shape, dtype=np.uint8)
+    for k, mask in reversed(list(enumerate(masks[:255], start=1))):
+        if mask is not None:
+            np.copyto(out, k, where=mask)
+    return out
 
 
 @dataclass
@@ -76,10 +86,7 @@ class Result:
     def labels(self) -> np.ndarray:
         """uint8 H×W: 0 background, k on target k (1-based); where targets overlap the lower k wins."""
         w, h = self.image_wh
-        out = np.zeros((h, w), dtype=np.uint8)
-        for k, mask in reversed(list(enumerate(self.masks[:255], start=1))):
-            np.copyto(out, k, where=mask)
-        return out
+        return label_image(self.masks, (h, w))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no mask pixels): id, goal, status, error, targets, timings."""
