@@ -91,7 +91,7 @@ def _msg(**fields):
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (_msg(encoding="yuv422"), "unsupported encoding 'yuv422'"),
+        (_msg(encoding="nv21"), "unsupported encoding 'nv21'"),
         (_msg(data=bytes(47)), "data has 47 bytes, expected step×height = 48"),
         (_msg(step=8, data=bytes(32)), "step 8 < width×channels×bytes = 12"),
         (_msg(height=0, data=b""), "empty image"),
@@ -166,3 +166,53 @@ def test_mask_messages_threshold_the_labels_in_their_own_buffers():
     assert np.array_equal(image_to_numpy(mask), np.where(labels > 0, 255, 0))
     assert mask.encoding == label_image.encoding == "mono8" and mask.header.frame_id == "camera"
     assert labels.max() == 2  # the label image the caller passed is left alone
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """A Bayer mosaic of ``rgb`` whose top-left 2×2 cell has the colours ``pattern`` (e.g. "RGGB")."""
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    for k, colour in enumerate(pattern):
+        dy, dx = divmod(k, 2)
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, "RGB".index(colour)]
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "BGGR", "GBRG", "GRBG"])
+def test_bayer_frames_give_the_scene_colours(pattern):
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 90, 30  # a flat orange: demosaicing must give it back
+    encoding = f"bayer_{pattern.lower()}8"
+    msg = numpy_to_image(_mosaic(rgb, pattern), encoding)
+    out = to_rgb8(image_to_numpy(msg), encoding)
+    assert out.shape == rgb.shape and np.abs(out.astype(int) - rgb)[2:-2, 2:-2].max() <= 1
+    opencv = getattr(cv2, f"COLOR_Bayer{pattern}2RGB")  # OpenCV's own conversion of the same pattern
+    assert np.array_equal(out, cv2.cvtColor(_mosaic(rgb, pattern), opencv))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "layout"), [("yuv422", "UYVY"), ("uyvy", "UYVY"), ("yuv422_yuy2", "YUYV"), ("yuyv", "YUYV")]
+)
+def test_yuv422_frames_give_the_scene_colours(encoding, layout):
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)  # full-resolution Y, U, V
+    packed = np.zeros((12, 20, 2), np.uint8)
+    u = yuv[:, 0::2, 1] // 2 + yuv[:, 1::2, 1] // 2  # 4:2:2: U and V shared by each pixel pair
+    v = yuv[:, 0::2, 2] // 2 + yuv[:, 1::2, 2] // 2
+    y_at, c_at = (1, 0) if layout == "UYVY" else (0, 1)
+    packed[:, :, y_at] = yuv[:, :, 0]
+    packed[:, 0::2, c_at], packed[:, 1::2, c_at] = u, v
+    out = to_rgb8(image_to_numpy(numpy_to_image(packed, encoding)), encoding)
+    assert np.array_equal(out, cv2.cvtColor(packed, getattr(cv2, f"COLOR_YUV2RGB_{layout}")))
+    # Luma survives exactly up to the conversion's rounding; the colour to within the chroma subsampling.
+    grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(grey - cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(int)).mean() < 8
+
+
+def test_yuv_and_bayer_need_even_sizes_and_unknown_encodings_name_the_supported_ones():
+    with pytest.raises(ImageConversionError, match="even width and height"):
+        to_rgb8(np.zeros((5, 6, 2), np.uint8), "yuyv")
+    msg = numpy_to_image(np.zeros((4, 4), np.uint8), "mono8")
+    msg.encoding = "bayer_rggb16"
+    with pytest.raises(ImageConversionError, match=r"unsupported encoding 'bayer_rggb16'; supported: .*yuyv.*bayer_"):
+        image_to_numpy(msg)

@@ -7,15 +7,17 @@ tests run in file order and each leaves the node serving.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, Probe, isolate_ros_domain
+from hooked_node import FAULT_GOAL
+from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
 
 pytestmark = pytest.mark.ros
 
-FAULT_GOAL = "__inject_a_pipeline_fault__"
+HOOKED_NODE = [sys.executable, str(ROOT / "test" / "hooked_node.py")]
 START_TIMEOUT = 600.0  # torch import + tiny model load on a slow 2-core machine
 GOAL_TIMEOUT = 180.0
 
@@ -33,11 +35,12 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
             "preset": "tiny",
             "image_qos": "reliable",
             "image_timeout_s": 5.0,
+            "image_max_age_s": 0.0,  # the tests reuse their last frame for minutes; test_node_faults checks the age
             "reasoner.max_new_tokens": 96,
             "max_pending_goals": 4,
             "tracking.enabled": False,  # tracking has its own tests (test_tracking_node.py)
         },
-        env={"SEGZERO_FAULT_INJECTION_GOAL": FAULT_GOAL},
+        command=HOOKED_NODE,
     )
     probe = Probe()
     try:
@@ -301,15 +304,21 @@ def test_burst_of_20_goals_gets_exactly_one_result_each(ros):
 
 
 def test_cancel_answers_pending_goals_as_cancelled(ros):
-    probe, node = ros
-    ids = clear_and_send_goals(probe, "cancel", 4)
-    time.sleep(0.3)
     from std_msgs.msg import Empty
 
+    probe, node = ros
+    probe.clear()
+    send_goal(probe, "cancel-running", "slow:2 the red cup")  # keeps the worker busy while the others wait
+    ids = [f"cancel-{i}" for i in range(3)]
+    for goal_id in ids:
+        send_goal(probe, goal_id)
+    time.sleep(0.5)
     probe.cancel_pub.publish(Empty())
-    probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), GOAL_TIMEOUT, "4 results", node)
-    statuses = [r["error"] or "ok" for r in probe.results()]
-    assert len(statuses) == 4 and "cancelled" in statuses
+    probe.wait_for(lambda: {r["id"] for r in probe.results()} >= {*ids, "cancel-running"}, GOAL_TIMEOUT, "4", node)
+    by_id = {r["id"]: r for r in probe.results()}
+    assert len(probe.results()) == 4
+    assert by_id["cancel-running"]["status"] == "ok"  # a running goal finishes
+    assert [by_id[i]["error"] for i in ids] == ["cancelled"] * 3
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +389,8 @@ def test_action_goal_cancelled_while_queued_and_client_timeout(ros, segment_clie
     from action_msgs.msg import GoalStatus
 
     probe, node = ros
-    clear_and_send_goals(probe, "busy", 3)  # the worker is busy for a while: the action goal waits in the queue
+    probe.clear()
+    send_goal(probe, "busy", "slow:2 the red cup")  # the worker is busy for a while: the action goal waits in the queue
     handle = segment_client.send("the red cup", image=make_frame(64, 48), goal_id="act-cancel")
     cancel = handle.cancel_goal_async()
     outcome = segment_client.wait_future(handle.get_result_async(), time.monotonic() + GOAL_TIMEOUT, "cancelled result")
@@ -389,7 +399,8 @@ def test_action_goal_cancelled_while_queued_and_client_timeout(ros, segment_clie
     assert (outcome.result.result.status, outcome.result.result.error) == ("cancelled", "cancelled")
 
     # A client that gives up cancels its goal; the node still answers it exactly once.
-    clear_and_send_goals(probe, "busy2", 4)  # about 0.1 s each on a fast machine, so well over the 0.05 s below
+    clear_and_send_goals(probe, "busy2", 3)
+    send_goal(probe, "busy2-3", "slow:1 the red cup")
     with pytest.raises(TimeoutError):
         segment_client.segment("the red cup", image=make_frame(64, 48), timeout=0.05, goal_id="act-timeout")
     probe.wait_for(

@@ -1,17 +1,16 @@
-"""Goal scheduling without ROS: newest frame, bounded queue, one result per goal, goal message parsing."""
+"""Goal scheduling without ROS: newest frame, bounded queue, one result per goal."""
 
 from __future__ import annotations
 
-import json
-import struct
 import threading
 import time
 
 import numpy as np
 import pytest
 
+from segzero_ros.goals import Goal, goal_from_message
 from segzero_ros.pipeline import Result
-from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, goal_from_message, string_from_cdr
+from segzero_ros.worker import Frame, GoalWorker
 
 
 class Recorder:
@@ -197,50 +196,6 @@ def test_memory_stays_flat_under_a_frame_flood(rec_worker):
     assert worker.stats.frames_dropped == 1999
 
 
-@pytest.mark.parametrize(
-    ("data", "text", "goal_id", "multi", "error"),
-    [
-        ("the red cup", "the red cup", None, None, None),
-        ('{"id": "7", "text": "a cup", "multi": true}', "a cup", "7", True, None),
-        ('{"id": 12, "text": "a cup"}', "a cup", "12", None, None),
-        ('{"text": "a cup", "extra": 1}', "a cup", None, None, "unknown goal field(s): extra"),
-        ('{"text": "a cup", "multi": "yes"}', "a cup", None, None, "'multi' must be true or false, got 'yes'"),
-        ("[1, 2]", "[1, 2]", None, None, None),  # not an object: plain text (the pipeline judges it)
-        ('{"a": ', '{"a": ', None, None, "malformed JSON goal"),
-        ("{}", "", None, None, None),  # empty text: the pipeline answers "empty goal"
-    ],
-)
-def test_goal_from_message(data, text, goal_id, multi, error):
-    goal = goal_from_message(data)
-    assert goal.text == text and goal.multi == multi
-    if goal_id:
-        assert goal.id == goal_id
-    assert (goal.error or "").startswith(error or "") and bool(goal.error) == bool(error)
-
-
-def test_goal_too_long():
-    assert "too long" in goal_from_message("x" * 20_000, max_chars=10_000).error
-
-
-def _cdr(payload: bytes) -> bytes:
-    return b"\x00\x01\x00\x00" + struct.pack("<I", len(payload) + 1) + payload + b"\x00"
-
-
-def test_goal_from_cdr_decodes_and_rejects_invalid_utf8():
-    assert goal_from_cdr(_cdr(json.dumps({"id": "q", "text": "tasse"}).encode())).id == "q"
-    assert goal_from_cdr(_cdr("la tasse à café".encode())).text == "la tasse à café"
-    assert "not valid UTF-8" in goal_from_cdr(_cdr(b"\xff\xfe")).error
-    assert "malformed goal message" in goal_from_cdr(b"\x00\x01").error
-    assert string_from_cdr(b"\x00\x00\x00\x00" + struct.pack(">I", 3) + b"ab\x00") == b"ab"  # big endian
-
-
-def test_cdr_matches_rclpy_serialization():
-    from rclpy.serialization import serialize_message
-    from std_msgs.msg import String
-
-    assert string_from_cdr(serialize_message(String(data="the red cup"))) == b"the red cup"
-
-
 def test_idle_frames_go_to_the_idle_callback_newest_only_and_never_before_goals():
     rec = Recorder()
     seen: list[int] = []
@@ -275,4 +230,62 @@ def test_idle_frames_go_to_the_idle_callback_newest_only_and_never_before_goals(
         assert seen == [1, 5]
     finally:
         gate.set()
+        worker.stop()
+
+
+def test_stop_answers_queued_goals_at_once_and_a_stuck_goal_once():
+    rec = Recorder()
+    rec.gate.clear()  # the running goal never ends on its own
+    worker = GoalWorker(rec.run, rec.on_result, max_pending_goals=4)
+    worker.start()
+    worker.offer_frame(frame(1))
+    worker.submit(Goal("cup", id="stuck"))
+    deadline = time.monotonic() + 5
+    while not worker.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.submit(Goal("cup", id="queued"))
+    worker.stop(timeout=0.3, reason="node shutting down")
+    assert {g.id: r.error for g, _, r in rec.results} == {"queued": "node shutting down", "stuck": "node shutting down"}
+    assert [g.id for g, _, _ in rec.results] == ["queued", "stuck"]  # the queue is answered before the wait
+    rec.gate.set()  # the stuck run ends after all: its late result is not sent
+    time.sleep(0.3)
+    assert len(rec.results) == 2
+
+
+def test_a_stale_frame_makes_the_goal_wait_then_fail_camera_silent():
+    rec = Recorder()
+    worker = GoalWorker(rec.run, rec.on_result, image_timeout_s=0.3, max_frame_age_s=0.2)
+    worker.start()
+    try:
+        worker.offer_frame(Frame(array=np.zeros((4, 4, 3), np.uint8), encoding="rgb8", received=time.monotonic() - 5))
+        worker.submit(Goal("cup", id="stale"))
+        rec.wait(1)
+        assert rec.results[0][2].error.startswith("camera silent for 5.")
+        assert "image_max_age_s = 0.2 s" in rec.results[0][2].error
+        assert worker.frame_age_s() > 5
+        # A fresh frame during the wait is taken.
+        worker.offer_frame(Frame(array=np.zeros((4, 4, 3), np.uint8), encoding="rgb8", received=time.monotonic() - 5))
+        worker.submit(Goal("cup", id="waits"))
+        time.sleep(0.1)
+        worker.offer_frame(frame(7))
+        rec.wait(2)
+        assert rec.results[1][2].ok and rec.results[1][1].header == 7
+    finally:
+        worker.stop()
+
+
+def test_no_image_error_names_why_frames_were_dropped():
+    rec = Recorder()
+    worker = GoalWorker(rec.run, rec.on_result, image_timeout_s=0.2)
+    worker.start()
+    try:
+        worker.note_dropped("unsupported encoding 'bayer_rggb16'")
+        worker.submit(Goal("cup", id="nothing"))
+        rec.wait(1)
+        error = rec.results[0][2].error
+        assert error == "no image received within 0.2 s; frames arrive but are dropped: unsupported encoding " + (
+            "'bayer_rggb16'"
+        )
+        assert worker.stats.frames_dropped == 1
+    finally:
         worker.stop()

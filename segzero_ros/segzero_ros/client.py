@@ -25,6 +25,8 @@ from segzero_ros.image_codec import image_to_numpy, numpy_to_image
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# The action's services: deep queues, so many goals sent at once are all carried (the node's are as deep).
+ACTION_SERVICE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 @dataclass
@@ -144,7 +146,14 @@ class SegmentClient:
             rclpy.init()
         self._segment_type = Segment
         self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
-        self._client = ActionClient(self.node, Segment, action)
+        self._client = ActionClient(
+            self.node,
+            Segment,
+            action,
+            goal_service_qos_profile=ACTION_SERVICE_QOS,
+            result_service_qos_profile=ACTION_SERVICE_QOS,
+            cancel_service_qos_profile=ACTION_SERVICE_QOS,
+        )
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -155,6 +164,17 @@ class SegmentClient:
         """True once the node's action server is up (the node is active)."""
         return self._client.wait_for_server(timeout_sec=timeout)
 
+    def send_async(
+        self, goal: str, image: np.ndarray | Image | None = None, multi: bool = False, goal_id: str = ""
+    ) -> Any:
+        """Send a goal without waiting: the future of its ``ClientGoalHandle`` (feedback goes to ``feedback``)."""
+        request = self._segment_type.Goal(goal=goal, multi=multi, goal_id=goal_id)
+        if isinstance(image, np.ndarray):
+            request.image = numpy_to_image(image, "rgb8")
+        elif image is not None:
+            request.image = image
+        return self._client.send_goal_async(request, feedback_callback=lambda m: self.feedback.append(m.feedback))
+
     def send(
         self,
         goal: str,
@@ -164,13 +184,8 @@ class SegmentClient:
         timeout: float = 30.0,
     ) -> Any:
         """Send a goal; its ``ClientGoalHandle`` once accepted (``get_result_async``, ``cancel_goal_async``)."""
-        request = self._segment_type.Goal(goal=goal, multi=multi, goal_id=goal_id)
-        if isinstance(image, np.ndarray):
-            request.image = numpy_to_image(image, "rgb8")
-        elif image is not None:
-            request.image = image
         self.feedback = []
-        sent = self._client.send_goal_async(request, feedback_callback=lambda m: self.feedback.append(m.feedback))
+        sent = self.send_async(goal, image, multi, goal_id)
         handle = self.wait_future(sent, time.monotonic() + timeout, "the node to accept the goal")
         if not handle.accepted:
             raise RuntimeError("the segzero node rejected the goal")

@@ -11,16 +11,15 @@ publishes, per result, ``target_3d`` (JSON: every target's centroid or why there
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from segzero_interfaces.msg import SegmentationResult
@@ -29,6 +28,7 @@ from std_msgs.msg import String
 
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
 from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
+from segzero_ros.ros import process
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
@@ -82,6 +82,21 @@ class DepthNode(Node):
 
     def value(self, name: str) -> Any:
         return self.get_parameter(name).value
+
+    # --- process (ros.process.run) ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Nothing to bring up: subscriptions exist from construction."""
+
+    def finish(self, spin: Callable[[float, Callable[[], bool]], None]) -> None:
+        """Answer results still waiting for depth (without 3D), so each result gets its ``target_3d``."""
+        for _, msg in self.pending:
+            self._publish(msg, [], None, "segzero_depth shutting down")
+        self.pending = []
+        self.pub_json.wait_for_all_acked(Duration(seconds=1.0))
+
+    def callback_failed(self, exc: BaseException) -> None:
+        self.get_logger().error(f"a callback failed (the node keeps serving): {process.describe_exception(exc)}")
 
     # --- callbacks ---------------------------------------------------------------------------------
 
@@ -190,21 +205,8 @@ class DepthNode(Node):
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console script ``segzero_depth``: run until Ctrl-C."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = DepthNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    sys.stdout.flush()
-    os._exit(0)
+    """Console script ``segzero_depth``: run until SIGINT or SIGTERM."""
+    process.run(DepthNode, argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,16 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "32SC1": (np.dtype(np.int32), 1),
     "32FC1": (np.dtype(np.float32), 1),
     "64FC1": (np.dtype(np.float64), 1),
+    # YUV 4:2:2, two bytes a pixel: "yuv422" and "uyvy" are U Y0 V Y1; "yuv422_yuy2" and "yuyv" are Y0 U Y1 V.
+    "yuv422": (np.dtype(np.uint8), 2),
+    "uyvy": (np.dtype(np.uint8), 2),
+    "yuv422_yuy2": (np.dtype(np.uint8), 2),
+    "yuyv": (np.dtype(np.uint8), 2),
+    # Raw Bayer mosaics, 8 bit, named by the colours of the top-left 2×2 cell.
+    "bayer_rggb8": (np.dtype(np.uint8), 1),
+    "bayer_bggr8": (np.dtype(np.uint8), 1),
+    "bayer_gbrg8": (np.dtype(np.uint8), 1),
+    "bayer_grbg8": (np.dtype(np.uint8), 1),
 }
 DEFAULT_MAX_SIZE = 8192
 _LITTLE = sys.byteorder == "little"
@@ -117,25 +127,45 @@ def compressed_to_numpy(msg: Any, max_size: int = DEFAULT_MAX_SIZE) -> np.ndarra
     return image
 
 
-def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
-    """The H×W×3 uint8 RGB image the models take, from any colour or grey encoding."""
+def _colour_conversions() -> dict[str, int]:
+    """OpenCV's conversion to RGB of each encoding that needs one (OpenCV names Bayer patterns as ROS does)."""
     import cv2
 
-    dtype, channels = _layout(encoding)
-    if dtype != np.uint8:
-        if dtype.kind != "u":
-            raise ImageConversionError(f"{encoding} is not a camera image the models can read")
-        array = (array >> (8 * (dtype.itemsize - 1))).astype(np.uint8)
-    if channels == 1:
-        return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_GRAY2RGB)
-    conversions = {
+    return {
         "bgr8": cv2.COLOR_BGR2RGB,
         "bgr16": cv2.COLOR_BGR2RGB,
         "rgba8": cv2.COLOR_RGBA2RGB,
         "bgra8": cv2.COLOR_BGRA2RGB,
         "8UC3": cv2.COLOR_BGR2RGB,
         "8UC4": cv2.COLOR_BGRA2RGB,
+        "yuv422": cv2.COLOR_YUV2RGB_UYVY,
+        "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+        "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
+        "yuyv": cv2.COLOR_YUV2RGB_YUYV,
+        "bayer_rggb8": cv2.COLOR_BayerRGGB2RGB,
+        "bayer_bggr8": cv2.COLOR_BayerBGGR2RGB,
+        "bayer_gbrg8": cv2.COLOR_BayerGBRG2RGB,
+        "bayer_grbg8": cv2.COLOR_BayerGRBG2RGB,
     }
+
+
+def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
+    """The H×W×3 uint8 RGB image the models take, from any colour, grey, YUV 4:2:2 or Bayer encoding."""
+    import cv2
+
+    dtype, channels = _layout(encoding)
+    conversions = _colour_conversions()
+    if encoding.startswith("bayer_") or channels == 2:
+        if array.shape[0] % 2 or array.shape[1] % 2:
+            size = f"{array.shape[1]}×{array.shape[0]}"
+            raise ImageConversionError(f"{encoding} needs an even width and height, got {size}")
+        return cv2.cvtColor(np.ascontiguousarray(array), conversions[encoding])
+    if dtype != np.uint8:
+        if dtype.kind != "u":
+            raise ImageConversionError(f"{encoding} is not a camera image the models can read")
+        array = (array >> (8 * (dtype.itemsize - 1))).astype(np.uint8)
+    if channels == 1:
+        return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_GRAY2RGB)
     if encoding in conversions:
         return cv2.cvtColor(array, conversions[encoding])
     return array  # rgb8, rgb16 (reduced above); generic 8UC3/8UC4 are taken in OpenCV's BGR order

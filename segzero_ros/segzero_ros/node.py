@@ -8,9 +8,6 @@ worker runs only while active. Every goal gets exactly one message on ``result``
 from __future__ import annotations
 
 import json
-import logging
-import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -20,12 +17,13 @@ import numpy as np
 import rclpy
 import rclpy.task
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.action import ActionServer, CancelResponse
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from segzero_interfaces.action import Segment
 from segzero_interfaces.msg import SegmentationResult
 from segzero_interfaces.msg import Target as TargetMsg
@@ -33,6 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty, String
 
 from segzero_ros import params
+from segzero_ros.goals import Goal, goal_from_cdr
 from segzero_ros.image_codec import (
     ImageConversionError,
     compressed_to_numpy,
@@ -44,14 +43,33 @@ from segzero_ros.image_codec import (
 from segzero_ros.overlay import paint_overlay
 from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal, label_image
 from segzero_ros.reasoner import partial_think
-from segzero_ros.worker import Frame, Goal, GoalWorker, goal_from_cdr, percentile
+from segzero_ros.ros import process
+from segzero_ros.ros.process import describe_exception
+from segzero_ros.worker import Frame, GoalWorker, percentile
 
 CANCELLED = "cancelled"  # the error of a goal dropped by a cancel before it ran
+SHUTTING_DOWN = "node shutting down before the goal ran"
+DEACTIVATED = "node deactivated before the goal ran"
+SHUTDOWN_WAIT_S = 3.0  # how long shutdown waits for a running goal (launch escalates to SIGTERM after 5 s)
+ANSWER_FLUSH_S = 1.0  # how long releasing the publishers waits for the last answers to be acknowledged
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Small answers (result JSON, reasoning): a history deep enough for a burst of superseded goals' answers.
+RELIABLE_ANSWERS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 # Goals: a deep reader history, so a burst of goals is queued in full and each one gets its result.
 GOAL_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 RELIABLE_LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 BEST_EFFORT = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+# The action's services: a request queue as deep as the goal topic's, so a burst of requests is never cut.
+ACTION_SERVICE_QOS = GOAL_QOS
+# The action's goal status: transient local as rclpy's default, but a history of 100 instead of 1. With depth 1,
+# a burst of status changes under Fast DDS's asynchronous publication made publish fail ("cannot publish data":
+# the one sample still in flight cannot be replaced) and the goal being accepted was lost.
+ACTION_STATUS_QOS = QoSProfile(
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+)
 
 
 def _descriptor(param: params.Param) -> ParameterDescriptor:
@@ -237,11 +255,12 @@ class SegZeroNode(LifecycleNode):
         self._state = "unconfigured"
         self._error = ""
         self._models: dict[str, str] = {}
+        self._accepting = False  # action goals are accepted only while active
+        self._callback_errors = 0
+        self._last_callback_error = ""
         # Diagnostics run in every lifecycle state, so a node whose models failed to load says why.
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.value("diagnostics_period_s"), self._publish_diagnostics)
-        # Test-only fault injection: a goal whose text equals this variable makes the run raise.
-        self._fault_goal = os.environ.get("SEGZERO_FAULT_INJECTION_GOAL") or None
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -265,6 +284,8 @@ class SegZeroNode(LifecycleNode):
             self._max_image_size = int(value)
         if self.worker is not None and name == "image_timeout_s":
             self.worker.image_timeout_s = float(value)
+        if self.worker is not None and name == "image_max_age_s":
+            self.worker.max_frame_age_s = float(value)
         if self.worker is not None and name == "max_pending_goals":
             self.worker.max_pending_goals = int(value)
         if self.pipeline is not None:
@@ -284,6 +305,31 @@ class SegZeroNode(LifecycleNode):
                 self.tracker.lost_frames = int(value)
             elif name in ("reasoner.timeout_s", "reasoner.retries") and hasattr(self.pipeline.reasoner, "remote"):
                 setattr(self.pipeline.reasoner.remote, name.split(".")[1], value)
+
+    # --- process (ros.process.run) ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """With ``autostart``: configure and activate (a failed configure leaves the node unconfigured)."""
+        if not self.value("autostart"):
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("configure failed; the node stays unconfigured (fix and reconfigure)")
+        else:
+            self.trigger_activate()
+
+    def finish(self, spin: Callable[[float, Callable[[], bool]], None]) -> None:
+        """The lifecycle shutdown (every owed goal answered, models released), then the callbacks that send the
+        action results, while the context is still valid."""
+        if self._state_machine.current_state[0] != State.PRIMARY_STATE_FINALIZED:
+            self.trigger_shutdown()
+        spin(2.0, lambda: not self._action_goals)
+        spin(0.2, lambda: False)  # the action server's own result responses
+
+    def callback_failed(self, exc: BaseException) -> None:
+        """A callback raised: log it with its traceback, count it; the node keeps serving."""
+        self._callback_errors += 1
+        self._last_callback_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.get_logger().error(f"a callback failed (the node keeps serving): {describe_exception(exc)}")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -313,11 +359,11 @@ class SegZeroNode(LifecycleNode):
             "mask": self.create_lifecycle_publisher(Image, "mask", out_qos),
             "labels": self.create_lifecycle_publisher(Image, "labels", out_qos),
             "overlay": self.create_lifecycle_publisher(Image, "overlay", out_qos),
-            "reasoning": self.create_lifecycle_publisher(String, "reasoning", RELIABLE),
-            "reasoning_partial": self.create_lifecycle_publisher(String, "reasoning_partial", RELIABLE),
-            "result": self.create_lifecycle_publisher(String, "result", RELIABLE),
+            "reasoning": self.create_lifecycle_publisher(String, "reasoning", RELIABLE_ANSWERS),
+            "reasoning_partial": self.create_lifecycle_publisher(String, "reasoning_partial", RELIABLE_ANSWERS),
+            "result": self.create_lifecycle_publisher(String, "result", RELIABLE_ANSWERS),
             "segmentation": self.create_lifecycle_publisher(SegmentationResult, "segmentation", RELIABLE),
-            "tracking_status": self.create_lifecycle_publisher(String, "tracking_status", RELIABLE),
+            "tracking_status": self.create_lifecycle_publisher(String, "tracking_status", RELIABLE_ANSWERS),
         }
         if values["tracking.enabled"]:
             try:
@@ -331,6 +377,7 @@ class SegZeroNode(LifecycleNode):
             max_pending_goals=values["max_pending_goals"],
             image_timeout_s=values["image_timeout_s"],
             on_idle_frame=self._track_frame,
+            max_frame_age_s=values["image_max_age_s"],
         )
         self._state, self._error = "ready", ""
         return super().on_configure(state)
@@ -346,42 +393,72 @@ class SegZeroNode(LifecycleNode):
         # Raw: goal bytes are decoded here, so invalid UTF-8 becomes an error result instead of an exception.
         self._subs.append(self.create_subscription(String, "goal", self._on_goal, GOAL_QOS, raw=True))
         self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, GOAL_QOS))
-        self._action_server = ActionServer(
-            self,
-            Segment,
-            "segment",
-            execute_callback=self._execute_segment,
-            cancel_callback=self._on_action_cancel,
-        )
+        if self._action_server is None:  # kept while inactive, so results of goals answered then still go out
+            self._action_server = ActionServer(
+                self,
+                Segment,
+                "segment",
+                execute_callback=self._execute_segment,
+                goal_callback=self._on_action_request,
+                cancel_callback=self._on_action_cancel,
+                goal_service_qos_profile=ACTION_SERVICE_QOS,
+                result_service_qos_profile=ACTION_SERVICE_QOS,
+                cancel_service_qos_profile=ACTION_SERVICE_QOS,
+                status_pub_qos_profile=ACTION_STATUS_QOS,
+            )
+        self._accepting = True
         self.worker.start()
         self.get_logger().info("active: waiting for images on 'image' and goals on 'goal' or the 'segment' action")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_processing()
+        self._stop_processing(DEACTIVATED)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_processing()
-        self._release()
-        return super().on_shutdown(state)
-
-    def _stop_processing(self) -> None:
-        """Drop the subscriptions and stop the worker (pending goals are answered)."""
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        if self.worker is not None:
-            self.worker.stop()  # answers pending goals, action goals included
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # The action server stays until the node is destroyed: results of the goals answered here still go out.
+        self._stop_processing(SHUTTING_DOWN, timeout=SHUTDOWN_WAIT_S)
+        self._release()
+        return super().on_shutdown(state)
+
+    def _stop_processing(self, reason: str, timeout: float = 30.0) -> None:
+        """Stop taking work and answer every goal owed an answer with ``reason``: goals already delivered to the
+        goal subscription but not yet taken, queued goals, and the running goal if it outlasts ``timeout``."""
+        self._accepting = False
+        for sub in self._subs:
+            if sub.msg_type is not Image and sub.msg_type is not CompressedImage:
+                self._drain(sub)
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self.worker is not None:
+            self.worker.stop(timeout=timeout, reason=reason)  # answers pending goals, action goals included
+
+    def _drain(self, sub: Any) -> None:
+        """Run ``sub``'s callback on every message its reader already holds (so none is lost with it)."""
+        while True:
+            try:
+                with sub.handle:
+                    taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            except Exception as exc:
+                self.callback_failed(exc)
+                return
+            if taken is None:
+                return
+            sub.callback(taken[0])
 
     def _release(self) -> None:
+        deadline = time.monotonic() + ANSWER_FLUSH_S
+        for name in ("result", "segmentation"):  # answers just sent reach their readers before the writers go
+            if name in self._pubs:
+                left = max(deadline - time.monotonic(), 0.0)
+                self._pubs[name].wait_for_all_acked(Duration(nanoseconds=int(left * 1e9)))
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
@@ -417,7 +494,7 @@ class SegZeroNode(LifecycleNode):
 
     def _drop_frame(self, reason: str) -> None:
         """Count the drop; log each distinct reason at most once per 5 s (a broken camera repeats itself)."""
-        self.worker.stats.frames_dropped += 1
+        self.worker.note_dropped(reason)
         now = time.monotonic()
         if now - self._drop_logged.get(reason, -1e9) >= 5.0:
             if len(self._drop_logged) > 64:
@@ -426,13 +503,20 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().warning(f"dropped a frame: {reason}")
 
     def _on_goal(self, data: bytes) -> None:
-        goal = goal_from_cdr(data)
-        if goal.error is None and self.pipeline is not None:
-            try:  # refuse unusable text now rather than after waiting in the queue
-                check_goal(goal.text, self.pipeline.max_goal_chars)
-            except GoalError as exc:
-                goal.error = str(exc)
-        self.get_logger().info(f"goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else ""))
+        max_chars = int(self.value("max_goal_chars"))
+        goal = goal_from_cdr(data, max_chars)
+        try:
+            if goal.error is None:
+                try:  # refuse unusable text now rather than after waiting in the queue
+                    check_goal(goal.text, max_chars)
+                except GoalError as exc:
+                    goal.error = str(exc)
+            self.get_logger().info(
+                f"goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else "")
+            )
+        except Exception as exc:  # whatever went wrong, the goal is answered
+            self.callback_failed(exc)
+            goal.error = goal.error or f"internal error: {type(exc).__name__}: {exc}"
         self.worker.submit(goal)
 
     def _on_cancel(self, _msg: Empty) -> None:
@@ -442,16 +526,19 @@ class SegZeroNode(LifecycleNode):
 
     # --- the `segment` action: the same worker and rules as topic goals ----------------------------
 
+    def _on_action_request(self, _request: Any) -> GoalResponse:
+        """Accept while active (every accepted goal gets a result); refuse while inactive."""
+        return GoalResponse.ACCEPT if self._accepting else GoalResponse.REJECT
+
     def _action_goal(self, request: Any) -> Goal:
         """A worker ``Goal`` from a ``Segment`` goal; an explicit image becomes its frame."""
         goal = Goal(text=request.goal, multi=True if request.multi else None)
         if request.goal_id:
             goal.id = request.goal_id
-        if self.pipeline is not None:
-            try:
-                check_goal(goal.text, self.pipeline.max_goal_chars)
-            except GoalError as exc:
-                goal.error = str(exc)
+        try:
+            check_goal(goal.text, int(self.value("max_goal_chars")))
+        except GoalError as exc:
+            goal.error = str(exc)
         if request.image.width or request.image.height or request.image.data:
             try:
                 array = image_to_numpy(request.image, max_size=self._max_image_size)
@@ -462,22 +549,30 @@ class SegZeroNode(LifecycleNode):
 
     async def _execute_segment(self, handle: Any) -> Any:
         goal = self._action_goal(handle.request)
-        future = rclpy.task.Future(executor=self.executor)
-        future.add_done_callback(lambda _f: None)  # a done callback makes set_result (worker thread) wake us
-        self._action_goals[id(goal)] = (handle, future)
-        waiting = goal.frame is None and self.worker.newest_frame() is None
-        handle.publish_feedback(Segment.Feedback(stage="waiting_for_image" if waiting else "queued"))
-        self.get_logger().info(
-            f"action goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else "")
-        )
-        self.worker.submit(goal)
-        msg = await future
-        if msg.status == "ok":
-            handle.succeed()
-        elif msg.status == "cancelled" and handle.is_cancel_requested:
-            handle.canceled()
+        worker = self.worker
+        if worker is None or not self._accepting:  # deactivated between acceptance and execution
+            goal.error = goal.error or DEACTIVATED
+            msg = segmentation_msg(self._failure_result(goal), None, self._models)
         else:
-            handle.abort()
+            future = rclpy.task.Future(executor=self.executor)
+            future.add_done_callback(lambda _f: None)  # a done callback makes set_result (worker thread) wake us
+            self._action_goals[id(goal)] = (handle, future)
+            waiting = goal.frame is None and worker.newest_frame() is None
+            self._feedback(goal, "waiting_for_image" if waiting else "queued")
+            self.get_logger().info(
+                f"action goal {goal.id}: {str(goal.text)[:120]!r}" + (f" ({goal.error})" if goal.error else "")
+            )
+            worker.submit(goal)
+            msg = await future
+        try:
+            if msg.status == "ok":
+                handle.succeed()
+            elif msg.status == "cancelled" and handle.is_cancel_requested:
+                handle.canceled()
+            else:
+                handle.abort()
+        except Exception as exc:  # the goal's status could not be published; its result still goes out
+            self.callback_failed(exc)
         return Segment.Result(result=msg)
 
     def _on_action_cancel(self, handle: Any) -> CancelResponse:
@@ -501,9 +596,11 @@ class SegZeroNode(LifecycleNode):
 
     # --- worker thread ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _failure_result(goal: Goal) -> Result:
+        return Result(goal=str(goal.text), goal_id=goal.id, protocol="segzero", image_wh=(0, 0), error=goal.error)
+
     def _run(self, frame: Frame, goal: Goal) -> Result:
-        if self._fault_goal is not None and goal.text == self._fault_goal:
-            raise RuntimeError("fault injected for testing")
         try:
             rgb = to_rgb8(frame.array, frame.encoding)
         except ImageConversionError as exc:
@@ -665,6 +762,10 @@ class SegZeroNode(LifecycleNode):
             "goals_ok": stats.goals_ok,
             "goals_failed": stats.goals_failed,
             "goals_pending": worker.pending,
+            "frame_age_s": _ms(worker.frame_age_s(), 2),
+            "last_frame_drop": stats.last_drop,
+            "callback_errors": self._callback_errors,
+            "last_callback_error": self._last_callback_error,
             "latency_p50_ms": _ms(p50, 0),
             "latency_p95_ms": _ms(p95, 0),
             **{
@@ -679,7 +780,7 @@ class SegZeroNode(LifecycleNode):
         level = DiagnosticStatus.ERROR if state == "error" else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
-            name=f"{self.get_name()}: segzero",
+            name=f"{self.get_fully_qualified_name()}: segzero",
             hardware_id="segzero",
             message=self._error if state == "error" else state,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
@@ -690,42 +791,8 @@ class SegZeroNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console script ``segzero_node``: run the node until Ctrl-C, then exit the process."""
-    # Fast DDS hands each message to its own sending thread instead of the worker writing every fragment of a
-    # 2.7 MB overlay itself: publish() returns in about half the time. Set before rclpy.init; the user's value
-    # (SYNCHRONOUS) wins; other RMW implementations ignore it.
-    os.environ.setdefault("RMW_FASTRTPS_PUBLICATION_MODE", "ASYNCHRONOUS")
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = SegZeroNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    code = 0
-    try:
-        if node.value("autostart"):
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("configure failed; the node stays unconfigured (fix and reconfigure)")
-            else:
-                node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        start = time.monotonic()
-        node.get_logger().info("shutting down")
-        if node.worker is not None:
-            node.worker.stop(timeout=5.0)
-        if node.pipeline is not None:
-            node.pipeline.close()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-        node.get_logger().info(f"shut down in {time.monotonic() - start:.1f} s")
-    # Everything the node owns is released above. Interpreter finalisation of the loaded ML and DDS libraries
-    # was seen to stall exit for over 25 s on a loaded machine, so the process ends here once output is flushed.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Console script ``segzero_node``: run the node until SIGINT or SIGTERM, answer what it owes, exit."""
+    process.run(SegZeroNode, argv)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,21 @@ PARAMETERS: tuple[Param, ...] = (
         read_only=True,
     ),
     Param("max_image_size", 8192, "largest accepted image width or height, pixels", low=16, high=16384, step=1),
-    Param("image_timeout_s", 5.0, "how long a goal waits for a first image before it fails", low=0.0, high=600.0),
+    Param(
+        "image_timeout_s",
+        5.0,
+        "how long a goal waits for a usable image (see image_max_age_s), then fails",
+        low=0.0,
+        high=600.0,
+    ),
+    Param(
+        "image_max_age_s",
+        3.0,
+        "newest frame older than this (s since it arrived): a goal waits for a newer one, up to image_timeout_s, "
+        "then fails 'camera silent'; 0 takes any frame, however old",
+        low=0.0,
+        high=3600.0,
+    ),
     Param(
         "max_pending_goals",
         4,

@@ -1,25 +1,24 @@
 """Goal scheduling for the node, free of ROS: the newest frame, a bounded goal queue, one worker thread.
 
 Callbacks only call ``offer_frame`` / ``submit`` / ``cancel`` (cheap, never block on a model). The worker
-thread takes the oldest pending goal, waits up to ``image_timeout_s`` for a frame if none has arrived,
-runs the pipeline on the newest frame and hands every goal exactly one ``Result`` through ``on_result``.
+thread takes the oldest pending goal, waits up to ``image_timeout_s`` for a frame no older than
+``max_frame_age_s`` if there is none, runs the pipeline on the newest frame and hands every goal exactly one
+``Result`` through ``on_result``, whatever happens: supersession, cancel, stop, a failing run.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
-import struct
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from segzero_ros.goals import Goal
 from segzero_ros.pipeline import Result
 
 LOG = logging.getLogger(__name__)
@@ -36,24 +35,13 @@ class Frame:
 
 
 @dataclass
-class Goal:
-    """A request: text, id, optional protocol choice (multi) and when it arrived."""
-
-    text: Any
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    multi: bool | None = None
-    received: float = field(default_factory=time.monotonic)
-    error: str | None = None  # set when the goal was malformed before it reached the queue
-    frame: Frame | None = None  # the image to use instead of the newest camera frame (action goals)
-    reacquired: bool = False  # run again by the tracker after its targets were lost
-
-
-@dataclass
 class WorkerStats:
     """Counters for diagnostics."""
 
     frames_received: int = 0
     frames_dropped: int = 0
+    last_drop: str = ""  # why the last dropped frame was dropped
+    last_drop_at: float = -1e9  # when (monotonic)
     goals_received: int = 0
     goals_ok: int = 0
     goals_failed: int = 0
@@ -85,6 +73,7 @@ class GoalWorker:
         image_timeout_s: float = 5.0,
         failure: Callable[[Goal, str], Result] | None = None,
         on_idle_frame: Callable[[Frame], None] | None = None,
+        max_frame_age_s: float = 0.0,
     ) -> None:
         self._run = run
         self._on_result = on_result
@@ -95,13 +84,16 @@ class GoalWorker:
         self._failure = failure or _failed_result
         self.max_pending_goals = max_pending_goals
         self.image_timeout_s = image_timeout_s
+        self.max_frame_age_s = max_frame_age_s  # 0: any frame, however old
         self.stats = WorkerStats()
         self._cond = threading.Condition()
+        self._answer_lock = threading.Lock()
         self._frame: Frame | None = None
         self._frame_used = True
         self._goals: collections.deque[Goal] = collections.deque()
         self._busy: Goal | None = None
         self._stop = False
+        self._stop_reason = ""
         self._thread: threading.Thread | None = None
 
     # --- called from callbacks (cheap) ----------------------------------------------------------
@@ -114,6 +106,13 @@ class GoalWorker:
                 self.stats.frames_dropped += 1
             self._frame, self._frame_used = frame, False
             self._cond.notify_all()
+
+    def note_dropped(self, reason: str) -> None:
+        """Count a frame that could not be used (malformed, unsupported encoding); goals that then find no
+        image say why."""
+        with self._cond:
+            self.stats.frames_dropped += 1
+            self.stats.last_drop, self.stats.last_drop_at = reason, time.monotonic()
 
     def submit(self, goal: Goal) -> None:
         """Queue ``goal``; past ``max_pending_goals`` the oldest pending goal is answered "superseded".
@@ -164,6 +163,11 @@ class GoalWorker:
         with self._cond:
             return self._frame
 
+    def frame_age_s(self) -> float | None:
+        """Seconds since the newest frame arrived (None before the first)."""
+        frame = self.newest_frame()
+        return None if frame is None else time.monotonic() - frame.received
+
     # --- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -173,19 +177,24 @@ class GoalWorker:
         self._thread = threading.Thread(target=self._loop, name="segzero-worker", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread; pending goals are answered "node shutting down"."""
+    def stop(self, timeout: float = 30.0, reason: str = "node deactivated before the goal ran") -> None:
+        """Stop the thread and answer every goal still owed an answer with ``reason``: the queued ones at once,
+        the running one when it does not finish within ``timeout`` (its late result is then never sent)."""
         with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        with self._cond:
+            self._stop, self._stop_reason = True, reason
             left = list(self._goals)
             self._goals.clear()
+            self._cond.notify_all()
         for goal in left:
-            self._finish(goal, None, self._failure(goal, "node deactivated before the goal ran"))
+            self._finish(goal, None, self._failure(goal, reason))
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        thread.join(timeout)
+        running = self._busy
+        if thread.is_alive() and running is not None:
+            LOG.warning("goal %s still running after %.0f s; answering it now", running.id, timeout)
+            self._finish(running, None, self._failure(running, reason))
 
     # --- worker thread ---------------------------------------------------------------------------
 
@@ -224,6 +233,11 @@ class GoalWorker:
             finally:
                 self._busy = None
 
+    def _fresh(self, frame: Frame | None) -> bool:
+        return frame is not None and (
+            self.max_frame_age_s <= 0 or time.monotonic() - frame.received <= self.max_frame_age_s
+        )
+
     def _handle(self, goal: Goal) -> None:
         if goal.error:
             self._finish(goal, None, self._failure(goal, goal.error))
@@ -231,18 +245,38 @@ class GoalWorker:
         if goal.frame is not None:
             self._finish(goal, goal.frame, self._run(goal.frame, goal))
             return
-        deadline = time.monotonic() + self.image_timeout_s
+        start = time.monotonic()
+        deadline = start + self.image_timeout_s
         with self._cond:
-            while self._frame is None and not self._stop and time.monotonic() < deadline:
+            while not self._fresh(self._frame) and not self._stop and time.monotonic() < deadline:
                 self._cond.wait(deadline - time.monotonic())
             frame = self._frame
-            self._frame_used = True
-        if frame is None:
-            self._finish(goal, None, self._failure(goal, f"no image received within {self.image_timeout_s:g} s"))
+            fresh = self._fresh(frame)
+            if fresh:
+                self._frame_used = True
+        if not fresh:
+            reason = self._stop_reason if self._stop else self._no_image_reason(frame, start)
+            self._finish(goal, None, self._failure(goal, reason))
             return
         self._finish(goal, frame, self._run(frame, goal))
 
+    def _no_image_reason(self, frame: Frame | None, since: float) -> str:
+        if frame is not None:
+            age = time.monotonic() - frame.received
+            return f"camera silent for {age:.1f} s (no frame newer than image_max_age_s = {self.max_frame_age_s:g} s)"
+        reason = f"no image received within {self.image_timeout_s:g} s"
+        stats = self.stats
+        if stats.last_drop and stats.last_drop_at >= since - self.image_timeout_s:
+            reason += f"; frames arrive but are dropped: {stats.last_drop}"
+        return reason
+
     def _finish(self, goal: Goal, frame: Frame | None, result: Result) -> None:
+        """Send ``goal``'s one answer; any later one (a run that outlived ``stop``) is dropped here."""
+        with self._answer_lock:
+            if goal.answered:
+                LOG.info("goal %s was already answered; its late result is not sent", goal.id)
+                return
+            goal.answered = True
         if result.ok:
             self.stats.goals_ok += 1
         else:
@@ -259,57 +293,3 @@ def _failed_result(goal: Goal, reason: str) -> Result:
     return Result(
         goal=text, goal_id=goal.id, protocol="multi" if goal.multi else "segzero", image_wh=(0, 0), error=reason
     )
-
-
-GOAL_FIELDS = {"id", "text", "multi"}
-
-
-def goal_from_message(data: str, max_chars: int = 10_000) -> Goal:
-    """A ``Goal`` from a goal topic's text: plain text, or JSON ``{"id", "text", "multi"}``.
-
-    A malformed message still gives a ``Goal`` (with ``error`` set), so it is answered like any other.
-    """
-    if len(data) > max_chars:
-        return Goal(text=data[:80] + "…", error=f"goal message too long: {len(data)} characters (limit {max_chars})")
-    stripped = data.strip()
-    if not stripped.startswith("{"):
-        return Goal(text=data)
-    try:
-        fields = json.loads(stripped)
-    except ValueError as exc:
-        return Goal(text=data, error=f"malformed JSON goal: {exc}")
-    if not isinstance(fields, dict):
-        return Goal(text=data, error="JSON goal must be an object")
-    goal_id = fields.get("id")
-    goal = Goal(text=fields.get("text", ""), id=str(goal_id) if goal_id not in (None, "") else uuid.uuid4().hex[:12])
-    multi = fields.get("multi")
-    if multi is not None and not isinstance(multi, bool):
-        goal.error = f"'multi' must be true or false, got {multi!r:.40}"
-    goal.multi = multi if isinstance(multi, bool) else None
-    unknown = sorted(set(fields) - GOAL_FIELDS)
-    if unknown:
-        goal.error = goal.error or f"unknown goal field(s): {', '.join(map(str, unknown))[:200]}"
-    return goal
-
-
-def string_from_cdr(data: bytes) -> bytes:
-    """The payload bytes of a serialized ``std_msgs/String`` (CDR: 4-byte header, uint32 length, bytes, NUL)."""
-    if len(data) < 8 or data[0] != 0 or data[1] not in (0, 1):
-        raise ValueError("not a CDR-serialized string")
-    (length,) = struct.unpack_from("<I" if data[1] == 1 else ">I", data, 4)
-    if length == 0 or 8 + length > len(data):
-        raise ValueError("CDR string length out of range")
-    return bytes(data[8 : 8 + length - 1])
-
-
-def goal_from_cdr(data: bytes, max_chars: int = 10_000) -> Goal:
-    """A ``Goal`` from a serialized goal message, so that invalid UTF-8 gives an error result, not a crash."""
-    try:
-        payload = string_from_cdr(data)
-    except ValueError as exc:
-        return Goal(text="", error=f"malformed goal message: {exc}")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Goal(text=payload[:80].decode("utf-8", "replace"), error=f"goal is not valid UTF-8: {exc.reason}")
-    return goal_from_message(text, max_chars)
