@@ -1,10 +1,13 @@
 """Stream camera frames into the node at a robot's rate while goals run; report what the node costs.
 
-    python bench/node_load.py [--seconds 60] [--rate 30] [--reasoner-s 2] [--goal-period 3] [--json]
+    python bench/node_load.py [--seconds 60] [--rate 30] [--reasoner-s 2] [--goal-period 3] [--qos best_effort]
+                              [--no-camera-profile] [--json]
 
-Starts ``bench/slow_node.py`` (tiny preset, each reasoner call padded to ``--reasoner-s``) as its own process
-on a private DDS domain, publishes 1280x720 rgb8 frames at ``--rate`` and a goal every ``--goal-period`` s,
-and reports frames published / received / dropped, the node's RSS after warm-up and at the end, its per-frame
+Starts ``bench/slow_node.py`` (tiny preset, each reasoner call padded to ``--reasoner-s``, default settings:
+sensor-data image QoS, the shipped Fast DDS profile) as its own process on a private DDS domain, a camera
+(``test/image_stream.py publish``: 1280x720 rgb8 at ``--rate``, its process given the shipped profile as README
+"Cameras and transport" says) as another, and sends a goal every ``--goal-period`` s. Reports frames published
+/ received (and the node's stamp-to-callback latency), the node's RSS after warm-up and at the end, its per-frame
 callback and publish costs (from its own /diagnostics), and goal→result latency, against DESIGN.md's targets.
 """
 
@@ -24,18 +27,7 @@ sys.path.insert(0, str(ROOT / "segzero_ros"))
 sys.path.insert(0, str(ROOT / "test"))
 
 TARGETS = {"callback_p50_ms": 1.0, "publish_p50_ms": 5.0, "rss_growth_mb": 50.0}
-
-
-def _frame(width: int, height: int):
-    from sensor_msgs.msg import Image
-
-    from segzero_ros.image_codec import numpy_to_image
-    from segzero_ros.scenes import demo_scene
-
-    msg = numpy_to_image(demo_scene(width, height)[0], "rgb8")
-    assert isinstance(msg, Image)
-    msg.header.frame_id = "camera_color_optical_frame"
-    return msg
+MIN_RECEIVED_FRACTION = 0.9
 
 
 def _diagnostics(probe) -> dict[str, str]:
@@ -47,8 +39,17 @@ def _diagnostics(probe) -> dict[str, str]:
     return {}
 
 
-def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, width: int, height: int) -> dict:
-    from ros_harness import NodeProcess, Probe, isolate_ros_domain
+def run(
+    seconds: float,
+    rate: float,
+    reasoner_s: float,
+    goal_period: float,
+    width: int,
+    height: int,
+    qos: str = "best_effort",
+    camera_profile: bool = True,
+) -> dict:
+    from ros_harness import NodeProcess, Probe, camera_published, isolate_ros_domain, start_camera
 
     isolate_ros_domain()
     import rclpy
@@ -60,11 +61,11 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
         env={"SEGZERO_BENCH_REASONER_S": str(reasoner_s), "PYTHONUNBUFFERED": "1"},
         command=[sys.executable, str(ROOT / "bench" / "slow_node.py")],
     )
-    probe = Probe()
-    frame = _frame(width, height)
+    probe = Probe(publishes_images=False)
     try:
         probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 900, "the node to activate", node)
-        # Warm-up: goals until one succeeds on a streamed frame, so models and buffers are allocated.
+        # Warm-up: goals on the camera's frames until one succeeds, so models and buffers are allocated.
+        warm_camera = start_camera(600, qos, camera_profile, width, height, rate)
         deadline, attempt = time.monotonic() + 600, 0
         while not any(r["status"] == "ok" for r in probe.results()):
             if time.monotonic() > deadline:
@@ -72,27 +73,29 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
             if len(probe.results()) >= attempt:
                 attempt += 1
                 probe.send_goal(json.dumps({"id": f"warm-up-{attempt}", "text": "the red cup"}))
-            probe.send_frame(frame)
-            time.sleep(1 / rate)
+            time.sleep(0.5)
+        warm_camera.kill()
+        warm_camera.wait()
+        time.sleep(3.0)
         probe.clear()
+        probe.wait_for(lambda: _diagnostics(probe), 10, "diagnostics", node)
+        received_before = int(_diagnostics(probe)["frames_received"])
         rss_start = node.rss_mb()
+        camera = start_camera(seconds, qos, camera_profile, width, height, rate)
+        time.sleep(2.0)  # the camera process starts and matches (its clock starts then)
         sent_goals: dict[str, float] = {}
-        published, start = 0, time.monotonic()
-        next_frame, next_goal = start, start
-        while (now := time.monotonic()) < start + seconds:
+        start = time.monotonic()
+        next_goal = start
+        while camera.poll() is None:
+            now = time.monotonic()
             if now >= next_goal:
                 goal_id = f"load-{len(sent_goals)}"
                 sent_goals[goal_id] = now
                 probe.send_goal(json.dumps({"id": goal_id, "text": "the red cup"}))
                 next_goal += goal_period
-            if now >= next_frame:
-                stamp = time.time()
-                frame.header.stamp.sec, frame.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
-                probe.send_frame(frame)
-                published += 1
-                next_frame = max(next_frame + 1 / rate, now)  # never catch up in a burst
-            time.sleep(max(0.0, min(next_frame, next_goal) - time.monotonic()))
+            time.sleep(max(0.0, min(next_goal - time.monotonic(), 0.1)))
         elapsed = time.monotonic() - start
+        published = camera_published(camera)
         probe.wait_for(lambda: len(probe.results()) >= len(sent_goals), 120, "the last results", node)
         time.sleep(2.5)  # one more diagnostics period
         rss_end = node.rss_mb()
@@ -104,14 +107,20 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
         probe.close()
         code = node.stop()
         rclpy.try_shutdown()
+    node_log = node.log()
+    received = int(diag.get("frames_received", 0)) - received_before
     report = {
         "seconds": round(elapsed, 1),
         "image": f"{width}x{height} rgb8",
+        "camera_qos": qos,
+        "camera_profile": "fastdds_shm.xml" if camera_profile else "none",
         "rate_hz_requested": rate,
-        "rate_hz_published": round(published / elapsed, 1),
         "frames_published": published,
-        "frames_received": int(diag.get("frames_received", 0)),
-        "frames_dropped_unused": int(diag.get("frames_dropped", 0)),
+        "frames_received": received,
+        "received_fraction": round(received / published, 3) if published else 0.0,
+        "frame_latency_p50_ms": float(diag.get("frame_latency_p50_ms") or "nan"),
+        "frame_latency_p99_ms": float(diag.get("frame_latency_p99_ms") or "nan"),
+        "transport_warning": "Cameras and transport" in node_log,  # the node told the user frames are lost
         "goals_sent": len(sent_goals),
         "goals_ok": statuses.count("ok"),
         "goals_error": statuses.count("error"),
@@ -130,6 +139,7 @@ def run(seconds: float, rate: float, reasoner_s: float, goal_period: float, widt
         "node_exit_code": code,
     }
     report["targets_met"] = {k: report[k] <= limit for k, limit in TARGETS.items()}
+    report["targets_met"]["received_fraction"] = report["received_fraction"] >= MIN_RECEIVED_FRACTION
     return report
 
 
@@ -141,9 +151,20 @@ def main() -> int:
     parser.add_argument("--goal-period", type=float, default=3.0)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--qos", choices=("best_effort", "reliable"), default="best_effort", help="camera's QoS")
+    parser.add_argument("--no-camera-profile", action="store_true", help="camera without the shipped profile")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = run(args.seconds, args.rate, args.reasoner_s, args.goal_period, args.width, args.height)
+    report = run(
+        args.seconds,
+        args.rate,
+        args.reasoner_s,
+        args.goal_period,
+        args.width,
+        args.height,
+        args.qos,
+        not args.no_camera_profile,
+    )
     if args.json:
         print(json.dumps(report))
     else:

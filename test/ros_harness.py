@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_PROFILE = ROOT / "segzero_ros" / "config" / "fastdds_shm.xml"
 
 
 def isolate_ros_domain() -> None:
@@ -79,7 +80,7 @@ class NodeProcess:
 class Probe:
     """A test-side node: publishes frames and goals, collects every output of the segzero node."""
 
-    def __init__(self, namespace: str = "") -> None:
+    def __init__(self, namespace: str = "", publishes_images: bool = True) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -93,7 +94,8 @@ class Probe:
         self.node = rclpy.create_node("segzero_test_probe", namespace=namespace)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         # Reliable frames: best-effort multi-hundred-KB frames are lost in bulk on a loaded test machine.
-        self.image_pub = self.node.create_publisher(Image, "image", reliable)
+        # Without ``publishes_images`` the node's image topic has only the publishers a test starts itself.
+        self.image_pub = self.node.create_publisher(Image, "image", reliable) if publishes_images else None
         self.goal_pub = self.node.create_publisher(String, "goal", reliable)
         self.cancel_pub = self.node.create_publisher(Empty, "cancel", reliable)
         self.lock = threading.Lock()
@@ -182,3 +184,29 @@ class Probe:
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+def start_camera(
+    seconds: float,
+    qos: str,
+    profile: bool,
+    width: int = 1280,
+    height: int = 720,
+    rate: float = 30.0,
+    topic: str = "image",
+) -> subprocess.Popen:
+    """A camera driver as its own process (``test/image_stream.py publish``): rgb8 frames at ``rate``; with
+    ``profile`` its environment names the shipped Fast DDS profile, without it Fast DDS runs with its defaults."""
+    env = {k: v for k, v in os.environ.items() if "PROFILES_FILE" not in k and k != "SEGZERO_FASTDDS_PROFILE"}
+    if profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(SHIPPED_PROFILE)
+    args = ["publish", "--qos", qos, "--seconds", str(seconds), "--rate", str(rate), "--topic", topic]
+    args += ["--width", str(width), "--height", str(height)]
+    command = [sys.executable, str(ROOT / "test" / "image_stream.py"), *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def camera_published(camera: subprocess.Popen, timeout: float = 600.0) -> int:
+    """Wait for a camera from ``start_camera`` to finish; how many frames it published."""
+    out, _ = camera.communicate(timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])["published"]

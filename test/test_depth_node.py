@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, isolate_ros_domain
+from ros_harness import SHIPPED_PROFILE, NodeProcess, camera_published, isolate_ros_domain, start_camera
 
 pytestmark = pytest.mark.ros
 
@@ -201,3 +201,18 @@ def test_failed_goal_and_misaligned_depth_are_answered_with_the_reason(depth_nod
     misaligned = probe.wait_answer("misaligned", node)
     assert misaligned["status"] == "error" and "aligned to the colour camera" in misaligned["error"]
     assert node.alive()
+
+
+def test_a_depth_camera_without_the_profile_gets_a_transport_warning(depth_node):
+    """A 720p depth stream (2.8 MB in 32FC1 or rgb8 alike) from a process without a large shared-memory segment."""
+    _, node = depth_node
+    assert f"Fast DDS profile {SHIPPED_PROFILE}" in node.log()
+    stream = start_camera(8.0, "best_effort", profile=False, topic="depth")
+    try:
+        deadline = time.monotonic() + 8.0
+        while "Cameras and transport" not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        warning = [line for line in node.log().splitlines() if "Cameras and transport" in line]
+        assert warning and "/depth" in warning[0] and "lost in transport" in warning[0], node.log()[-3000:]
+    finally:
+        camera_published(stream)

@@ -91,6 +91,7 @@ def test_launch_file_compiles_and_names_its_arguments():
     assert {"params_file", "image_topic", "goal_topic", "namespace", "segzero_node", "segzero.yaml"} <= strings
     assert {"use_depth", "depth_params_file", "depth_topic", "camera_info_topic", "segzero_depth"} <= strings
     assert "segzero_depth.yaml" in strings
+    assert {"fastdds_profile", "SEGZERO_FASTDDS_PROFILE"} <= strings  # the profile reaches every started node
 
 
 @pytest.mark.skipif(
@@ -104,4 +105,4 @@ def test_launch_description_builds():
     description = module.generate_launch_description()
     names = [a.name for a in description.get_launch_arguments()]
     assert names[:4] == ["params_file", "image_topic", "goal_topic", "namespace"]
-    assert names[4:] == ["use_depth", "depth_params_file", "depth_topic", "camera_info_topic"]
+    assert names[4:] == ["use_depth", "depth_params_file", "depth_topic", "camera_info_topic", "fastdds_profile"]

@@ -8,7 +8,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -33,6 +33,13 @@ def generate_launch_description() -> LaunchDescription:
                 "depth_topic", default_value="depth", description="depth aligned to the colour camera"
             ),
             DeclareLaunchArgument("camera_info_topic", default_value="camera_info", description="colour camera info"),
+            DeclareLaunchArgument(
+                "fastdds_profile",
+                default_value="auto",
+                description="Fast DDS profile of the started nodes: auto (the shipped config/fastdds_shm.xml, a large "
+                "shared-memory segment, unless FASTDDS_DEFAULT_PROFILES_FILE is set), none, or a path",
+            ),
+            SetEnvironmentVariable("SEGZERO_FASTDDS_PROFILE", LaunchConfiguration("fastdds_profile")),
             Node(
                 package="segzero_ros",
                 executable="segzero_node",

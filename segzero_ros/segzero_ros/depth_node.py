@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.duration import Duration
@@ -29,6 +30,7 @@ from std_msgs.msg import String
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
 from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
 from segzero_ros.ros import process
+from segzero_ros.ros.diagnostics import StreamMonitor, diagnostic_array, level_of
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
@@ -74,10 +76,16 @@ class DepthNode(Node):
         self.pub_point = self.create_publisher(PointStamped, "target_point", RELIABLE)
         self.pub_cloud = self.create_publisher(PointCloud2, "target_cloud", RELIABLE)
         self.create_subscription(SegmentationResult, "segmentation", self._on_result, RELIABLE)
+        self.depth_monitor: StreamMonitor | None = None
         if self.value("depth.enabled"):
-            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data)
+            self.depth_monitor = StreamMonitor(self, "depth")
+            events = self.depth_monitor.event_callbacks()
+            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data, event_callbacks=events)
             self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
         self.create_timer(0.05, self._expire)
+        self.answered = {"ok": 0, "error": 0}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info("waiting for results on 'segmentation' and depth on 'depth' + 'camera_info'")
 
     def value(self, name: str) -> Any:
@@ -101,6 +109,8 @@ class DepthNode(Node):
     # --- callbacks ---------------------------------------------------------------------------------
 
     def _on_depth(self, msg: Image) -> None:
+        if self.depth_monitor is not None:
+            self.depth_monitor.frame()
         self.depths.add(stamp_seconds(msg.header), msg)
         self._retry_pending()
 
@@ -195,6 +205,7 @@ class DepthNode(Node):
             "targets": targets,
         }
         self.pub_json.publish(String(data=json.dumps(summary)))
+        self.answered[summary["status"]] += 1
         if targets and targets[0]["xyz"] is not None:  # target_point is the first target's, when it has one
             point = PointStamped(header=msg.header)
             point.point.x, point.point.y, point.point.z = targets[0]["xyz"]
@@ -202,6 +213,19 @@ class DepthNode(Node):
         if points is not None and len(points):
             self.pub_cloud.publish(point_cloud(points, msg.header))
         self.get_logger().info(f"goal {msg.goal_id}: 3D {summary['status']}" + (f" ({error})" if error else ""))
+
+    def _publish_diagnostics(self) -> None:
+        monitor = self.depth_monitor
+        verdict = monitor.check() if monitor is not None else None
+        level, warning = level_of([verdict])
+        values = {
+            "results_ok": self.answered["ok"],
+            "results_error": self.answered["error"],
+            "results_waiting_for_depth": len(self.pending),
+            "camera_info": "received" if self.camera_info is not None else "none yet",
+            **(monitor.values("depth") if monitor is not None else {}),
+        }
+        self._diag_pub.publish(diagnostic_array(self, "depth", level, warning or "ok", values))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

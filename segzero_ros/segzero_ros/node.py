@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import rclpy
 import rclpy.task
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -44,6 +44,7 @@ from segzero_ros.overlay import paint_overlay
 from segzero_ros.pipeline import GoalError, Pipeline, Result, check_goal, label_image
 from segzero_ros.reasoner import partial_think
 from segzero_ros.ros import process
+from segzero_ros.ros.diagnostics import StreamMonitor, diagnostic_array, level_of
 from segzero_ros.ros.process import describe_exception
 from segzero_ros.worker import Frame, GoalWorker, percentile
 
@@ -256,6 +257,7 @@ class SegZeroNode(LifecycleNode):
         self._error = ""
         self._models: dict[str, str] = {}
         self._accepting = False  # action goals are accepted only while active
+        self._image_monitor: StreamMonitor | None = None  # whether camera frames arrive (while active)
         self._callback_errors = 0
         self._last_callback_error = ""
         # Diagnostics run in every lifecycle state, so a node whose models failed to load says why.
@@ -384,12 +386,14 @@ class SegZeroNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         image_qos = qos_profile_sensor_data if self.value("image_qos") == "sensor_data" else RELIABLE_LATEST
-        if self.value("compressed_input"):
-            self._subs.append(
-                self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, image_qos)
-            )
-        else:
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, image_qos))
+        topic, msg_type, callback = (
+            ("image/compressed", CompressedImage, self._on_compressed)
+            if self.value("compressed_input")
+            else ("image", Image, self._on_image)
+        )
+        self._image_monitor = StreamMonitor(self, topic)
+        events = self._image_monitor.event_callbacks()
+        self._subs.append(self.create_subscription(msg_type, topic, callback, image_qos, event_callbacks=events))
         # Raw: goal bytes are decoded here, so invalid UTF-8 becomes an error result instead of an exception.
         self._subs.append(self.create_subscription(String, "goal", self._on_goal, GOAL_QOS, raw=True))
         self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, GOAL_QOS))
@@ -432,6 +436,7 @@ class SegZeroNode(LifecycleNode):
         """Stop taking work and answer every goal owed an answer with ``reason``: goals already delivered to the
         goal subscription but not yet taken, queued goals, and the running goal if it outlasts ``timeout``."""
         self._accepting = False
+        self._image_monitor = None
         for sub in self._subs:
             if sub.msg_type is not Image and sub.msg_type is not CompressedImage:
                 self._drain(sub)
@@ -490,6 +495,11 @@ class SegZeroNode(LifecycleNode):
             self._drop_frame(str(exc))
             return
         self.worker.offer_frame(Frame(array=array, encoding=encoding, header=msg.header))
+        if self._image_monitor is not None:
+            self._image_monitor.frame()
+        stamp = stamp_seconds(msg.header)
+        if stamp:  # stamped by the camera's clock: transport latency as far as the two clocks agree
+            self.worker.stats.receive_latency_ms.append((time.time() - stamp) * 1e3)
         self.worker.stats.callback_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _drop_frame(self, reason: str) -> None:
@@ -747,10 +757,15 @@ class SegZeroNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         worker = self.worker
         if worker is None:  # unconfigured, or loading failed
-            self._send_diagnostics(self._state, {"state": self._state, "error": self._error})
+            level = DiagnosticStatus.ERROR if self._state == "error" else DiagnosticStatus.OK
+            values = {"state": self._state, "error": self._error}
+            self._diag_pub.publish(diagnostic_array(self, "segzero", level, self._error or self._state, values))
             return
         stats = worker.stats
         state = "busy" if worker.busy else self._state
+        monitor = self._image_monitor
+        verdict = monitor.check() if monitor is not None else None
+        level, warning = level_of([verdict])
         p50, p95 = stats.latency_percentile(50), stats.latency_percentile(95)
         values = {
             "state": state,
@@ -758,6 +773,7 @@ class SegZeroNode(LifecycleNode):
             "segmenter": self._models.get("segmenter", ""),
             "frames_received": stats.frames_received,
             "frames_dropped": stats.frames_dropped,
+            **(monitor.values("image") if monitor is not None else {}),
             "goals_received": stats.goals_received,
             "goals_ok": stats.goals_ok,
             "goals_failed": stats.goals_failed,
@@ -770,24 +786,16 @@ class SegZeroNode(LifecycleNode):
             "latency_p95_ms": _ms(p95, 0),
             **{
                 f"{name}_{label}_ms": _ms(percentile(window, q))
-                for name, window in (("callback", stats.callback_ms), ("publish", stats.publish_ms))
+                for name, window in (
+                    ("callback", stats.callback_ms),
+                    ("publish", stats.publish_ms),
+                    ("frame_latency", stats.receive_latency_ms),
+                )
                 for label, q in (("p50", 50), ("p99", 99))
             },
         }
-        self._send_diagnostics(state, values)
-
-    def _send_diagnostics(self, state: str, values: dict[str, Any]) -> None:
-        level = DiagnosticStatus.ERROR if state == "error" else DiagnosticStatus.OK
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_fully_qualified_name()}: segzero",
-            hardware_id="segzero",
-            message=self._error if state == "error" else state,
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(msg)
+        message = f"{state}; {warning}" if warning else state
+        self._diag_pub.publish(diagnostic_array(self, "segzero", level, message, values))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -48,6 +48,7 @@ class WorkerStats:
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     callback_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
     publish_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
+    receive_latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
 
     def latency_percentile(self, q: float) -> float | None:
         return percentile(self.latencies_ms, q)

@@ -76,7 +76,11 @@ def describe_exception(exc: BaseException) -> str:
 
 def run(make_node: Callable[[], Any], argv: list[str] | None = None) -> NoReturn:
     """Console-script body: start the node, spin until a signal, finish it, exit 0."""
-    transport.apply_defaults(os.environ)
+    try:
+        transport_note = transport.apply_defaults(os.environ)
+    except transport.TransportConfigError as exc:
+        print(f"[FATAL] {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
     stop = StopRequest()
     stop.install()
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -88,6 +92,7 @@ def run(make_node: Callable[[], Any], argv: list[str] | None = None) -> NoReturn
         deadline = time.monotonic() + seconds
         spin_until(executor, lambda: done() or time.monotonic() > deadline, node.callback_failed)
 
+    node.get_logger().info(transport_note)
     try:
         node.start()
         spin_until(executor, stop.event.is_set, node.callback_failed)

@@ -1,0 +1,74 @@
+"""Diagnostics shared by the nodes: the health of a subscribed stream, and one ``DiagnosticArray`` builder."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
+
+from segzero_ros.stream_health import WARN, StreamHealth, StreamVerdict
+
+
+class StreamMonitor:
+    """``StreamHealth`` of one subscription, fed by its callback and its message-lost event; warns once per
+    episode in the node's log when frames stop flowing, and says so again when they flow."""
+
+    def __init__(self, node: Any, topic: str) -> None:
+        self.node = node
+        self.health = StreamHealth(node.resolve_topic_name(topic))
+        self.verdict: StreamVerdict | None = None
+
+    def event_callbacks(self) -> SubscriptionEventCallbacks:
+        """Pass to ``create_subscription``: the middleware's lost-sample counts reach the health."""
+        return SubscriptionEventCallbacks(message_lost=self._on_lost)
+
+    def _on_lost(self, info: Any) -> None:
+        self.health.lost(info.total_count, time.monotonic())
+
+    def frame(self) -> None:
+        self.health.frame(time.monotonic())
+
+    def check(self) -> StreamVerdict:
+        """The verdict now (publishers counted from the ROS graph); logs a change between ok and warn."""
+        verdict = self.health.check(self.node.count_publishers(self.health.topic), time.monotonic())
+        was_warning = self.verdict is not None and self.verdict.level == WARN
+        if verdict.level == WARN and not was_warning:
+            self.node.get_logger().warning(verdict.message)
+        elif verdict.level != WARN and was_warning:
+            self.node.get_logger().info(f"{self.health.topic}: frames arrive again ({verdict.rate_hz:.1f} Hz)")
+        self.verdict = verdict
+        return verdict
+
+    def values(self, prefix: str) -> dict[str, Any]:
+        """Diagnostic key/values of the last verdict."""
+        verdict = self.verdict
+        if verdict is None:
+            return {}
+        return {
+            f"{prefix}_topic": self.health.topic,
+            f"{prefix}_publishers": verdict.publishers,
+            f"{prefix}_rate_hz": f"{verdict.rate_hz:.1f}",
+            f"{prefix}_lost_in_transport": verdict.lost,
+        }
+
+
+def diagnostic_array(node: Any, name: str, level: int, message: str, values: dict[str, Any]) -> DiagnosticArray:
+    """One status named ``<node's full name>: <name>`` (namespaced nodes never share a status)."""
+    status = DiagnosticStatus(
+        level=level,
+        name=f"{node.get_fully_qualified_name()}: {name}",
+        hardware_id="segzero",
+        message=message,
+        values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+    )
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg
+
+
+def level_of(verdicts: list[StreamVerdict | None]) -> tuple[int, str]:
+    """WARN and the warnings' messages when any stream warns, else OK and ''."""
+    warnings = [v.message for v in verdicts if v is not None and v.level == WARN]
+    return (DiagnosticStatus.WARN, "; ".join(warnings)) if warnings else (DiagnosticStatus.OK, "")
