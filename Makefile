@@ -9,6 +9,8 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/segzero_ros
 venv:
 	@bash scripts/setup_venv.sh
 	@bash scripts/build_interfaces.sh $(VENV)
+	@bash scripts/register_ament.sh $(VENV)
+	@bash scripts/install_ros_tools.sh $(VENV)
 
 demo: venv
 	$(PY) -m segzero_ros.cli demo --out demo_out

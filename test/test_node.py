@@ -194,6 +194,44 @@ def test_topic_client_gets_result_mask_and_overlay(ros):
     assert answer.overlay.shape == (240, 320, 3)
 
 
+def test_segzero_ask_prints_the_answer_and_saves_the_mask(ros, tmp_path, capsys):
+    from PIL import Image as PILImage
+
+    from segzero_ros import cli
+    from segzero_ros.scenes import demo_scene
+
+    _, node = ros
+    PILImage.fromarray(demo_scene(320, 240)[0]).save(tmp_path / "scene.png")
+    args = ["ask", "the red cup", "--image", str(tmp_path / "scene.png"), "--out", str(tmp_path / "out")]
+    assert cli.main([*args, "--json"]) == 0, node.log()[-3000:]
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer["status"] == "ok" and answer["frame"]["width"] == 320 and len(answer["targets"]) == 1
+    mask = np.asarray(PILImage.open(tmp_path / "out" / "mask.png"))
+    assert mask.shape == (240, 320) and int((mask == 255).sum()) == answer["targets"][0]["area"]
+    assert cli.main(["ask", "   ", "--image", str(tmp_path / "scene.png")]) == 1  # a failed goal: exit code 1
+    printed = capsys.readouterr().out
+    assert printed.startswith("goal ") and ": error: empty goal" in printed.splitlines()[0]
+
+
+def test_segzero_camera_streams_the_demo_scene_to_the_node(ros):
+    from segzero_ros import cli
+
+    probe, node = ros
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
+    probe.clear()
+    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
+    before = int(_diagnostics_value(probe, "frames_received"))
+    assert cli.main(["-q", "camera", "--seconds", "2", "--rate", "5", "--frame-id", "still"]) == 0
+    probe.wait_for(lambda: int(_diagnostics_value(probe, "frames_received")) >= before + 5, 30, "the frames", node)
+
+
+def test_segzero_ask_without_a_node_says_so(ros, capsys):
+    from segzero_ros import cli
+
+    assert cli.main(["ask", "the red cup", "--namespace", "nobody_here", "--wait", "1"]) == 2
+    assert "no node serves the 'segment' action" in capsys.readouterr().err
+
+
 def _bad_frames():
     good = make_frame(64, 48)
     cases = {}

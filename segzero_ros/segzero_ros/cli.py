@@ -1,4 +1,4 @@
-"""The ``segzero`` command: demo, infer, segment."""
+"""The ``segzero`` command: demo, infer, segment, ask, camera, export-onnx, build-engine, eval, bench."""
 
 from __future__ import annotations
 
@@ -308,6 +308,100 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     return 0 if args.tiny or answer.result.get("status") == "ok" else 1
 
 
+def _ros_ready() -> None:
+    """Transport settings of a ROS command's own process (before rclpy starts), as the nodes apply them."""
+    import os
+
+    from segzero_ros.ros import transport
+
+    try:
+        transport.apply_defaults(os.environ)
+    except transport.TransportConfigError as exc:
+        raise SystemExit(f"segzero: {exc}") from None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """One goal to a running node through its ``segment`` action; prints what came back."""
+    _ros_ready()
+    from segzero_ros.client import SegmentClient, result_summary
+    from segzero_ros.image_codec import image_to_numpy
+
+    image = _read_image(args.image) if args.image else None
+    client = SegmentClient(namespace=args.namespace)
+    try:
+        if not client.wait_for_server(args.wait):
+            print(
+                f"segzero ask: no node serves the 'segment' action within {args.wait:g} s (is segzero_node running "
+                "and active, in this ROS_DOMAIN_ID and namespace?)",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            result = client.segment(
+                args.goal, image=image, multi=args.multi, timeout=args.timeout, omit_images=args.out is None
+            )
+        except (TimeoutError, RuntimeError) as exc:
+            print(f"segzero ask: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        client.close()
+    summary = result_summary(result)
+    if args.out and result.mask.width:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_png(out / "mask.png", image_to_numpy(result.mask))
+        _write_png(out / "labels.png", image_to_numpy(result.labels))
+        summary["mask_file"] = str(out / "mask.png")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_readable(summary))
+    return 0 if result.status == "ok" else 1
+
+
+def _readable(summary: dict) -> str:
+    """``segzero ask``'s answer for a person: status, frame, reasoning, targets, timings."""
+    frame = summary["frame"]
+    lines = [
+        f"goal {summary['id']} ({summary['goal']!r}): {summary['status']}"
+        + (f": {summary['error']}" if summary["error"] else ""),
+        f"frame: {frame['frame_id'] or '-'} at {frame['stamp']['sec']}.{frame['stamp']['nanosec']:09d}"
+        + (f", {frame['width']}x{frame['height']}" if frame["width"] else ""),
+    ]
+    if summary["reasoning"]:
+        lines.append(f"reasoning: {summary['reasoning']}")
+    for k, target in enumerate(summary["targets"], start=1):
+        lines.append(
+            f"target {k}: box {target['bbox']}, points {target['points']}, score {target['score']}, "
+            f"area {target['area']} px"
+        )
+    t = summary["timings_ms"]
+    lines.append(f"time: {t['total']:.0f} ms (reasoning {t['reason']:.0f} ms, segmentation {t['segment']:.0f} ms)")
+    if "mask_file" in summary:
+        lines.append(f"mask: {summary['mask_file']}")
+    return "\n".join(lines)
+
+
+def cmd_camera(args: argparse.Namespace) -> int:
+    """An image file (or the demo scene) published as a camera stream, until Ctrl-C or ``--seconds``."""
+    _ros_ready()
+    from segzero_ros.client import stream_image
+    from segzero_ros.scenes import demo_scene
+
+    rgb = _read_image(args.image) if args.image else demo_scene(1280, 720)[0]
+    LOG.info(
+        "publishing %s (%dx%d rgb8) on '%s' at %g Hz; Ctrl-C stops",
+        args.image or "the demo scene",
+        rgb.shape[1],
+        rgb.shape[0],
+        args.topic,
+        args.rate,
+    )
+    sent = stream_image(rgb, args.topic, args.rate, args.frame_id, args.seconds, args.namespace)
+    LOG.info("sent %d frames", sent)
+    return 0
+
+
 def training_module(name: str):
     """``training.<name>`` of this source tree (the sam2 wheel installs an unrelated top-level ``training``)."""
     root = Path(__file__).resolve().parents[2]  # the repository: segzero_ros/segzero_ros/cli.py
@@ -403,6 +497,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=34, help="most prompt points (box corners + clicks)")
     p.add_argument("--device", default="cuda", help="cuda or cuda:N")
     p.set_defaults(func=cmd_build_engine)
+
+    p = sub.add_parser("ask", help="send one goal to a running node (its 'segment' action); print the answer")
+    p.add_argument("goal", help="what to segment, in plain language")
+    p.add_argument("--image", default=None, help="segment this image file instead of the node's newest camera frame")
+    p.add_argument("--multi", action="store_true", help="every object the goal names (multi protocol)")
+    p.add_argument("--out", default=None, help="folder for mask.png and labels.png")
+    p.add_argument("--namespace", default="", help="the node's namespace")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node's action server")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (then cancel)")
+    p.add_argument("--json", action="store_true", help="print the answer as one line of JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("camera", help="publish an image file (default: the demo scene) as a camera stream")
+    p.add_argument("--image", default=None, help="image file (default: the generated 1280x720 demo scene)")
+    p.add_argument("--topic", default="image")
+    p.add_argument("--rate", type=float, default=5.0, help="frames per second")
+    p.add_argument("--frame-id", default="camera")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: until Ctrl-C)")
+    p.add_argument("--namespace", default="")
+    p.set_defaults(func=cmd_camera)
 
     sub.add_parser(
         "eval",

@@ -1,4 +1,5 @@
-"""Python clients for a running ``segzero`` node (ROS side, like ``node.py``): topics and the ``segment`` action.
+"""Python clients for a running ``segzero`` node (ROS side, like ``node.py``): topics, the ``segment`` action, and
+a still image streamed as a camera.
 
 ``TopicClient(namespace).segment(rgb, "the red cup")`` streams the frame on ``image``, sends the goal on
 ``goal`` and returns the node's ``result`` JSON with the ``mask`` and ``overlay`` that carry the frame's
@@ -165,10 +166,17 @@ class SegmentClient:
         return self._client.wait_for_server(timeout_sec=timeout)
 
     def send_async(
-        self, goal: str, image: np.ndarray | Image | None = None, multi: bool = False, goal_id: str = ""
+        self,
+        goal: str,
+        image: np.ndarray | Image | None = None,
+        multi: bool = False,
+        goal_id: str = "",
+        omit_images: bool = False,
     ) -> Any:
-        """Send a goal without waiting: the future of its ``ClientGoalHandle`` (feedback goes to ``feedback``)."""
-        request = self._segment_type.Goal(goal=goal, multi=multi, goal_id=goal_id)
+        """Send a goal without waiting: the future of its ``ClientGoalHandle`` (feedback goes to ``feedback``).
+
+        ``omit_images``: the result comes without its mask and labels images (they still go out on topics)."""
+        request = self._segment_type.Goal(goal=goal, multi=multi, goal_id=goal_id, omit_images=omit_images)
         if isinstance(image, np.ndarray):
             request.image = numpy_to_image(image, "rgb8")
         elif image is not None:
@@ -182,10 +190,11 @@ class SegmentClient:
         multi: bool = False,
         goal_id: str = "",
         timeout: float = 30.0,
+        omit_images: bool = False,
     ) -> Any:
         """Send a goal; its ``ClientGoalHandle`` once accepted (``get_result_async``, ``cancel_goal_async``)."""
         self.feedback = []
-        sent = self.send_async(goal, image, multi, goal_id)
+        sent = self.send_async(goal, image, multi, goal_id, omit_images)
         handle = self.wait_future(sent, time.monotonic() + timeout, "the node to accept the goal")
         if not handle.accepted:
             raise RuntimeError("the segzero node rejected the goal")
@@ -198,10 +207,11 @@ class SegmentClient:
         multi: bool = False,
         timeout: float = 120.0,
         goal_id: str = "",
+        omit_images: bool = False,
     ) -> Any:
         """Send ``goal`` and wait for its result; on ``timeout`` the goal is cancelled and TimeoutError raised."""
         deadline = time.monotonic() + timeout
-        handle = self.send(goal, image, multi, goal_id or uuid.uuid4().hex[:12], timeout)
+        handle = self.send(goal, image, multi, goal_id or uuid.uuid4().hex[:12], timeout, omit_images)
         try:
             return self.wait_future(handle.get_result_async(), deadline, "the result").result.result
         except TimeoutError:
@@ -221,3 +231,66 @@ class SegmentClient:
         self._client.destroy()
         self._executor.shutdown()
         self.node.destroy_node()
+
+
+def stream_image(
+    rgb: np.ndarray,
+    topic: str = "image",
+    rate_hz: float = 5.0,
+    frame_id: str = "camera",
+    seconds: float = 0.0,
+    namespace: str = "",
+) -> int:
+    """Publish ``rgb`` as a camera would (rgb8, reliable, stamped now) at ``rate_hz`` until ``seconds`` pass
+    (0: until Ctrl-C); the number of frames sent. For trying the node without a camera."""
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node(f"segzero_camera_{uuid.uuid4().hex[:6]}", namespace=namespace)
+    publisher = node.create_publisher(Image, topic, RELIABLE_LATEST)
+    msg = numpy_to_image(rgb, "rgb8")
+    msg.header.frame_id = frame_id
+    sent, start = 0, time.monotonic()
+    try:
+        while not seconds or time.monotonic() - start < seconds:
+            stamp = time.time()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
+            publisher.publish(msg)
+            sent += 1
+            time.sleep(max(0.0, start + sent / rate_hz - time.monotonic()))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+    return sent
+
+
+def result_summary(msg: Any) -> dict[str, Any]:
+    """A ``SegmentationResult`` as a JSON-ready dict (no image pixels): what ``segzero ask`` prints."""
+    return {
+        "id": msg.goal_id,
+        "goal": msg.goal,
+        "status": msg.status,
+        "error": msg.error or None,
+        "frame": {
+            "frame_id": msg.header.frame_id,
+            "stamp": {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec},
+            "width": msg.mask.width,
+            "height": msg.mask.height,
+        },
+        "reasoning": msg.reasoning,
+        "targets": [
+            {
+                "bbox": [round(float(v), 1) for v in (t.x1, t.y1, t.x2, t.y2)],
+                "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(t.points, (-1, 2))],
+                "score": round(float(t.score), 4),
+                "area": int(t.area),
+            }
+            for t in msg.targets
+        ],
+        "timings_ms": {
+            "reason": round(msg.reason_ms, 1),
+            "segment": round(msg.segment_ms, 1),
+            "total": round(msg.total_ms, 1),
+        },
+        "models": {"reasoner": msg.reasoner_model, "segmenter": msg.segmenter_model},
+    }

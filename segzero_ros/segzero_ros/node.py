@@ -224,6 +224,15 @@ def segmentation_msg(
     return msg
 
 
+def without_images(msg: SegmentationResult) -> SegmentationResult:
+    """``msg`` with empty ``mask`` and ``labels`` (a small action result for terminals)."""
+    out = SegmentationResult()
+    for name in msg.get_fields_and_field_types():
+        if name not in ("mask", "labels"):
+            setattr(out, name, getattr(msg, name))
+    return out
+
+
 def mask_messages(labels: np.ndarray, header: Any) -> tuple[Image, Image]:
     """``mask`` (mono8 255 on every target, 0 elsewhere) and ``labels`` (mono8 k on target k) from a label
     image, both with the source frame's header; each message's buffer is written once (no temporaries)."""
@@ -574,6 +583,8 @@ class SegZeroNode(LifecycleNode):
             )
             worker.submit(goal)
             msg = await future
+        if handle.request.omit_images:
+            msg = without_images(msg)
         try:
             if msg.status == "ok":
                 handle.succeed()

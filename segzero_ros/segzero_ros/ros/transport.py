@@ -36,7 +36,7 @@ def shipped_profile() -> Path:
 
         installed = Path(get_package_share_directory("segzero_ros")) / "config" / PROFILE_NAME
         if installed.is_file():
-            return installed
+            return installed.resolve()  # a symlink into the source tree where the venv registers the package
     except (ImportError, LookupError, OSError):  # no ament index (a plain venv), or the package is not in it
         pass
     return Path(__file__).resolve().parents[2] / "config" / PROFILE_NAME  # segzero_ros/segzero_ros/ros/ -> config/
