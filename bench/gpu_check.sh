@@ -44,7 +44,7 @@ for size in t l; do
   timeout 240 python3 -m segzero_ros.cli bench sam2 --config "$config" --device cuda --backends "$BACKENDS" \
     --repeats 20 --out "$OUT/gpu_check_hiera_${size}.json" || echo "bench $config failed or timed out: $?"
 done
-# Tracking step vs re-segmentation (hiera-l, random weights) at the node's tracking.input_scale 0.5 and at 1.0.
+# Tracking step vs re-segmentation (hiera-l, random weights) at the node's default tracking.input_scale 1.0 and at 0.5.
 for scale in 0.5 1.0; do
   timeout 180 python3 bench/tracking.py --config configs/sam2.1/sam2.1_hiera_l.yaml --device cuda --frames 100 \
     --no-pipeline --input-scale "$scale" --json > "$OUT/gpu_check_tracking_hiera_l_$scale.json" \

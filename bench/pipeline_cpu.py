@@ -23,7 +23,8 @@ def bench(repeats: int) -> dict:
     import torch
 
     from segzero_ros.protocol import Target
-    from segzero_ros.reasoner import Reasoner, ReasonerConfig, interpret_answer
+    from segzero_ros.reasoner import Reasoner
+    from segzero_ros.reasoner_base import ReasonerConfig, interpret_answer
     from segzero_ros.scenes import demo_scene
     from segzero_ros.segmenter import SegmenterConfig, make_segmenter
     from segzero_ros.tiny import (

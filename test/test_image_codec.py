@@ -155,7 +155,7 @@ def test_numpy_to_image_owns_one_copy_that_views_can_write():
 
 
 def test_mask_messages_threshold_the_labels_in_their_own_buffers():
-    from segzero_ros.node import mask_messages
+    from segzero_ros.ros.messages import mask_messages
 
     labels = np.zeros((4, 6), np.uint8)
     labels[1, 1:3], labels[2, 4] = 1, 2

@@ -26,10 +26,9 @@ def test_yaml_lists_every_parameter_with_its_default():
 
 
 def test_depth_yaml_lists_every_depth_node_parameter_with_its_default():
-    from segzero_ros.depth_node import PARAMETERS
 
     data = yaml.safe_load((ROOT / "config" / "segzero_depth.yaml").read_text())
-    assert params.flatten(data["/**"]["ros__parameters"]) == {name: default for name, default, _, _ in PARAMETERS}
+    assert params.flatten(data["/**"]["ros__parameters"]) == {p.name: p.default for p in params.DEPTH_PARAMETERS}
 
 
 def test_every_default_is_valid():

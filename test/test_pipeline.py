@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import force_answer
 
-from segzero_ros.pipeline import GoalError, Pipeline, check_goal, describe_error
+from segzero_ros.goals import GoalError, check_goal
+from segzero_ros.pipeline import Pipeline, describe_error
 from segzero_ros.reasoner import Reasoner, ReasonerConfig
 from segzero_ros.scenes import demo_scene
 from segzero_ros.segmenter import make_segmenter

@@ -145,7 +145,7 @@ def test_fitted_tiny_reasoner_gives_its_answer_whatever_the_image(tiny_fitted_re
 
 
 def test_generation_stops_at_the_answer_with_the_same_tokens_and_streams_its_text(tiny_fitted_reasoner_dir):
-    from segzero_ros.reasoner import partial_think
+    from segzero_ros.protocol import partial_think
     from segzero_ros.tiny import FIT_GOAL, TINY_ANSWERS, TINY_IMAGE_SIZE
 
     config = ReasonerConfig(
@@ -182,7 +182,7 @@ def test_generation_stops_at_the_answer_with_the_same_tokens_and_streams_its_tex
     ],
 )
 def test_partial_think(text, think):
-    from segzero_ros.reasoner import partial_think
+    from segzero_ros.protocol import partial_think
 
     assert partial_think(text) == think
 

@@ -12,7 +12,7 @@ from fake_openai import FakeOpenAI
 from PIL import Image
 
 from segzero_ros.protocol import build_prompt
-from segzero_ros.reasoner import ReasonerConfig
+from segzero_ros.reasoner_base import ReasonerConfig
 from segzero_ros.remote_reasoner import RemoteConfig, RemoteReasoner
 from segzero_ros.scenes import demo_scene
 
@@ -37,7 +37,7 @@ def _reasoner(server, **remote) -> RemoteReasoner:
 def test_request_is_the_local_paths_prompt_and_image_and_the_answer_is_parsed(server):
     server.script(ANSWER)  # stopped at "</answer>": the server leaves the stop string out
     rgb = demo_scene(1280, 720)[0]
-    reasoning = _reasoner(server, model="seg-zero").reason(rgb, "The mug I could pour coffee into.")
+    reasoning = _reasoner(server, api_model="seg-zero").reason(rgb, "The mug I could pour coffee into.")
     (body,) = server.requests
     assert body["model"] == "seg-zero" and body["temperature"] == 0 and body["max_tokens"] == 1024
     assert body["stop"] == ["</answer>"]

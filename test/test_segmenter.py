@@ -9,7 +9,7 @@ import torch
 from segzero_ros.protocol import Target
 from segzero_ros.scenes import demo_scene
 from segzero_ros.segmenter import SegmenterConfig, make_segmenter
-from segzero_ros.segmenter.torch import backbone_feature_sizes, config_for_checkpoint, load_sam2
+from segzero_ros.segmenter.checkpoints import backbone_feature_sizes, config_for_checkpoint, load_sam2
 
 
 @pytest.fixture(scope="module")

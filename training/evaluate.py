@@ -75,18 +75,17 @@ def evaluate_rows(
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Load the models once, evaluate every split of ``args.split``; the summary with per-split tables."""
-    from segzero_ros.cli import load_reasoner, segmenter_config
-    from segzero_ros.pipeline import Pipeline
-    from segzero_ros.segmenter import make_segmenter
+    from segzero_ros import build
 
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    protocol = "multi" if args.multi else "segzero"
+    values = build.values_from_args(args)
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
-    rows = {split: load_eval_rows(args.data, split, args.limit, protocol) for split in splits}
-    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
-    summary: dict[str, Any] = {"data": args.data, "empty": args.empty, "strict": args.strict, "splits": {}}
+    rows = {split: load_eval_rows(args.data, split, args.limit, values["reasoner.protocol"]) for split in splits}
+    pipeline = build.build_pipeline(values)
+    strict = values["reasoner.strict"]
+    summary: dict[str, Any] = {"data": args.data, "empty": args.empty, "strict": strict, "splits": {}}
     all_counts: list[tuple[int, int]] = []
     all_failed = 0
     try:
@@ -121,7 +120,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def build_parser(prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
-    from segzero_ros.cli import add_model_args
+    from segzero_ros.build import add_model_arguments
 
     p = argparse.ArgumentParser(prog=prog, description="gIoU / cIoU of a reasoner + SAM2 on an evaluation set.")
     p.add_argument(
@@ -132,12 +131,14 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
     p.add_argument("--split", default="val", help="comma-separated splits (val,test)")
     p.add_argument("--limit", type=int, default=None, help="samples per split (synthetic default 50)")
     p.add_argument("--empty", default="zero", choices=EMPTY_RULES, help="score of samples with an empty union")
-    p.add_argument("--lenient", dest="strict", action="store_false", help="repair answers the reference would fail")
+    p.add_argument(
+        "--lenient", dest="reasoner.strict", action="store_false", help="repair answers the reference would fail"
+    )
     p.add_argument("--out", default=None, help="folder for samples_<split>.jsonl and summary.json")
     p.add_argument("--json", action="store_true", help="print one JSON object (giou, ciou, n, failed, splits)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    add_model_args(p)
-    p.set_defaults(strict=True)  # parse as the reference evaluation does
+    add_model_arguments(p)
+    p.set_defaults(**{"reasoner.strict": True})  # parse as the reference evaluation does
     return p
 
 
@@ -150,7 +151,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training.eval
     )
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"--limit must be at least 1, got {args.limit}")
-    summary = evaluate(args)
+    from segzero_ros.build import ModelLoadError
+
+    try:
+        summary = evaluate(args)
+    except ModelLoadError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps(summary))
     else:

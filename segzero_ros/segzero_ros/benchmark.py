@@ -51,10 +51,12 @@ def base_config(config_name: str, device: str, image_size: int | None = None) ->
 
     ``image_size`` overrides the model's input side (1024 in every released config).
     """
+    from segzero_ros.segmenter.checkpoints import sam2_config_name
     from segzero_ros.tiny import random_sam2_checkpoint, tiny_segmenter_config
 
     if config_name == "tiny":
         return tiny_segmenter_config(device=device)
+    config_name = sam2_config_name(config_name)
     overrides = [f"++model.image_size={image_size}"] if image_size else []
     return SegmenterConfig(
         model=str(random_sam2_checkpoint(config_name)), config=config_name, device=device, overrides=overrides

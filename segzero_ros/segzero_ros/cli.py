@@ -38,42 +38,10 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     LOG.info("wrote %s", path)
 
 
-def segmenter_config(args: argparse.Namespace):
-    """The SAM2 configuration the model arguments ask for (``--tiny`` or ``--sam2 tiny``: the tiny SAM2)."""
-    from segzero_ros.segmenter import SegmenterConfig
-    from segzero_ros.tiny import tiny_segmenter_config
+def _uses_tiny(values: dict) -> bool:
+    from segzero_ros.build import TINY
 
-    if args.tiny or args.sam2 == "tiny":
-        return tiny_segmenter_config(device=args.device, backend=args.sam2_backend, precision=args.sam2_precision)
-    return SegmenterConfig(
-        backend=args.sam2_backend,
-        precision=args.sam2_precision,
-        model=args.sam2,
-        config=args.sam2_config,
-        device=args.device,
-        local_files_only=args.local_files_only,
-    )
-
-
-def load_reasoner(args: argparse.Namespace):
-    """The reasoner the model arguments ask for (``--tiny`` or ``--reasoner tiny``: the fitted tiny model)."""
-    from segzero_ros.reasoner import Reasoner, ReasonerConfig
-    from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path
-
-    tiny = args.tiny or args.reasoner == "tiny"
-    model = str(tiny_reasoner_path()) if tiny else args.reasoner
-    LOG.info("loading reasoner %s (a 7B model takes a few minutes and ~16 GB)", model)
-    image_size = args.image_size or (TINY_IMAGE_SIZE if tiny else ReasonerConfig.image_size)
-    config = ReasonerConfig(
-        model=model,
-        image_size=image_size,
-        protocol="multi" if args.multi else "segzero",
-        strict=args.strict,
-        device=args.device,
-        max_new_tokens=args.max_new_tokens,
-        local_files_only=args.local_files_only or tiny,
-    )
-    return Reasoner(config)
+    return TINY in (values["reasoner.model"], values["segmenter.model"])
 
 
 def _save_result(result, rgb: np.ndarray, out: Path | None, as_json: bool) -> int:
@@ -97,14 +65,17 @@ def _save_result(result, rgb: np.ndarray, out: Path | None, as_json: bool) -> in
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from segzero_ros.pipeline import Pipeline
-    from segzero_ros.segmenter import make_segmenter
+    from segzero_ros import build
 
     rgb = _read_image(args.image)
-    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
-    result = pipeline.run(rgb, args.goal, multi=args.multi or None)
+    values = build.values_from_args(args)
+    pipeline = build.build_pipeline(values)
+    try:
+        result = pipeline.run(rgb, args.goal)
+    finally:
+        pipeline.close()
     code = _save_result(result, rgb, Path(args.out) if args.out else None, args.json)
-    if args.tiny:
+    if _uses_tiny(values):
         print(TINY_NOTE, file=sys.stderr)
     return code
 
@@ -128,13 +99,14 @@ def _parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    from segzero_ros import build
     from segzero_ros.overlay import draw_overlay
     from segzero_ros.protocol import Target
-    from segzero_ros.segmenter import make_segmenter
 
     rgb = _read_image(args.image)
     target = Target(bbox=args.box, points=list(args.points or []))
-    segmenter = make_segmenter(segmenter_config(args))
+    values = build.values_from_args(args)
+    segmenter = build.build_segmenter(values)
     segments = segmenter.segment(rgb, [target])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,15 +122,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
             }
         )
     )
-    if args.tiny:
+    if _uses_tiny(values):
         print(TINY_NOTE, file=sys.stderr)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from segzero_ros.pipeline import Pipeline
+    from segzero_ros import build
     from segzero_ros.scenes import demo_scene
-    from segzero_ros.segmenter import make_segmenter
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,10 +139,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         LOG.info("building or loading the tiny offline models (first run: a few minutes)")
     if args.node:
         return _demo_through_node(args, rgb, out)
-    pipeline = Pipeline(load_reasoner(args), make_segmenter(segmenter_config(args)))
-    result = pipeline.run(rgb, args.goal)
+    values = build.values_from_args(args)
+    pipeline = build.build_pipeline(values)
+    try:
+        result = pipeline.run(rgb, args.goal)
+    finally:
+        pipeline.close()
     code = _save_result(result, rgb, out, args.json)
-    if args.tiny:
+    if _uses_tiny(values):
         print(TINY_NOTE, file=sys.stderr)
         return 0  # the demo ran every stage; a tiny model's unusable answer is itself a shown outcome
     return code
@@ -202,7 +177,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_build_engine(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from segzero_ros.reasoner import resolve_device
+    from segzero_ros.devices import resolve_device
     from segzero_ros.segmenter.base import BackendUnavailable
     from segzero_ros.segmenter.tensorrt import build_engines, machine_spec, tensorrt_module
 
@@ -241,24 +216,12 @@ def _report(result: dict, args: argparse.Namespace, table) -> int:
 
 
 def _node_params(args: argparse.Namespace) -> list[str]:
-    """``--ros-args`` parameters that give the node the models the command line names."""
+    """``--ros-args`` parameters that give the node the models the command line names (same names)."""
+    from segzero_ros import build
+
+    values = build.given_from_args(args)
     if args.tiny:
-        values = {"preset": "tiny", "segmenter.backend": args.sam2_backend}
-    else:
-        values = {
-            "reasoner.model": args.reasoner,
-            "reasoner.device": args.device,
-            "reasoner.protocol": "multi" if args.multi else "segzero",
-            "reasoner.strict": args.strict,
-            "reasoner.max_new_tokens": args.max_new_tokens,
-            "reasoner.local_files_only": args.local_files_only,
-            "segmenter.backend": args.sam2_backend,
-            "segmenter.model": args.sam2,
-            "segmenter.config": args.sam2_config or "",
-            "segmenter.device": args.device,
-        }
-        if args.image_size:
-            values["reasoner.image_size"] = args.image_size
+        values = {"preset": build.TINY, **values}
     out = []
     for name, value in values.items():
         out += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str | bool) else value}"]
@@ -419,35 +382,8 @@ def training_module(name: str):
     return importlib.import_module(f"training.{name}")
 
 
-def add_model_args(p: argparse.ArgumentParser, tiny_default: bool = False) -> None:
-    """The reasoner and SAM2 options shared by every command that runs the models."""
-    from segzero_ros.reasoner import SEGZERO_7B
-    from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
-
-    g = p.add_argument_group("models")
-    if tiny_default:
-        g.add_argument("--real", dest="tiny", action="store_false", help="use the real models instead of tiny ones")
-    g.add_argument("--tiny", action="store_true", default=tiny_default, help="use the tiny offline models")
-    g.add_argument(
-        "--reasoner", default=SEGZERO_7B, help="Qwen2.5-VL checkpoint: Hugging Face id, local folder or 'tiny'"
-    )
-    g.add_argument("--sam2", default=SAM2_LARGE, help="SAM2: Hugging Face id, local checkpoint or 'tiny'")
-    g.add_argument("--sam2-config", default=None, help="sam2 config for a local checkpoint with an unusual name")
-    g.add_argument(
-        "--sam2-backend", default="torch", choices=BACKENDS, help="SAM2 backend (auto: the fastest this machine runs)"
-    )
-    g.add_argument("--sam2-precision", default="auto", choices=PRECISIONS, help="SAM2 precision (auto: per backend)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    g.add_argument("--multi", action="store_true", help="multi-object protocol (VisionReasoner answers)")
-    g.add_argument("--strict", action="store_true", help="parse answers exactly as the reference code")
-    g.add_argument("--max-new-tokens", type=int, default=1024)
-    g.add_argument(
-        "--image-size", type=int, default=None, help="square side the reasoner sees (default 840; tiny models 112)"
-    )
-    g.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face hub")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from segzero_ros import build
     from segzero_ros.segmenter.base import SAM2_LARGE
 
     parser = argparse.ArgumentParser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
@@ -460,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
     p.add_argument("--node", action="store_true", help="run it through segzero_node (ROS 2 topics) as robots do")
     p.add_argument("--node-timeout", type=float, default=900.0, help="seconds to wait for the node, then its result")
-    add_model_args(p, tiny_default=True)
+    build.add_model_arguments(p, tiny_default=True)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("infer", help="segment what a goal asks for in an image")
@@ -468,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--goal", required=True)
     p.add_argument("--out", default=None, help="folder for overlay.png, mask*.png, result.json")
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
-    add_model_args(p)
+    build.add_model_arguments(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("segment", help="run SAM2 alone on a box (+ points) prompt")
@@ -476,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", required=True, type=_parse_box, help="x1,y1,x2,y2 in image pixels")
     p.add_argument("--points", nargs="*", type=_parse_xy, help="positive clicks x,y ...")
     p.add_argument("--out", default="segment_out")
-    add_model_args(p)
+    build.add_model_arguments(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("export-onnx", help="export SAM2 to ONNX (encoder.onnx + decoder.onnx + export.json)")
@@ -527,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
     p = bench.add_parser("sam2", help="SAM2 backends side by side: encoder/decoder ms, speed-up, mask IoU")
-    p.add_argument("--config", default="configs/sam2.1/sam2.1_hiera_t.yaml", help="'tiny' or a sam2 config name")
+    p.add_argument(
+        "--config", default="sam2.1_hiera_t", help="'tiny' or a sam2 config: sam2.1_hiera_t, sam2_hiera_l, or its path"
+    )
     p.add_argument(
         "--backends", default="torch,onnx", help="comma-separated, the reference first (torch = eager fp32; torch:bf16)"
     )
@@ -563,7 +501,14 @@ def main(argv: list[str] | None = None) -> int:
         format="[%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return int(args.func(args) or 0)
+    from segzero_ros.build import ModelLoadError
+    from segzero_ros.segmenter.base import BackendUnavailable
+
+    try:
+        return int(args.func(args) or 0)
+    except (ModelLoadError, BackendUnavailable) as exc:
+        print(f"segzero {args.command}: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

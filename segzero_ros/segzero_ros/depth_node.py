@@ -19,30 +19,19 @@ from typing import Any, NoReturn
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from segzero_interfaces.msg import SegmentationResult
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
 from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
+from segzero_ros.params import DEPTH_PARAMETERS
 from segzero_ros.ros import process
 from segzero_ros.ros.diagnostics import StreamMonitor, diagnostic_array, level_of
-
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-
-# name, default, description, (low, high) or None
-PARAMETERS: tuple[tuple[str, Any, str, tuple[float, float] | None], ...] = (
-    ("depth.enabled", True, "subscribe to depth and camera_info and publish 3D targets", None),
-    ("depth.max_skew_s", 0.05, "largest stamp difference between a result's frame and its depth image, s", (0.0, 5.0)),
-    ("depth.wait_s", 1.0, "how long a result waits for a depth image of its frame, s", (0.0, 30.0)),
-    ("depth.buffer_size", 30, "depth images kept for pairing (about one second of a 30 Hz camera)", (1, 1000)),
-    ("depth.erode_px", 2, "pixels eroded from each mask before the centroid (edges see the background)", (0, 50)),
-    ("depth.cloud_stride", 2, "keep every n-th row and column of a mask in target_cloud", (1, 64)),
-)
+from segzero_ros.ros.params import declare
+from segzero_ros.ros.qos import RELIABLE, SENSOR_DATA
 
 
 def point_cloud(points: np.ndarray, header: Any) -> PointCloud2:
@@ -60,13 +49,7 @@ class DepthNode(Node):
 
     def __init__(self, name: str = "segzero_depth", **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
-        for pname, default, description, bounds in PARAMETERS:
-            desc = ParameterDescriptor(description=description, read_only=True)
-            if bounds is not None and isinstance(default, int) and not isinstance(default, bool):
-                desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=1)]
-            elif bounds is not None:
-                desc.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
-            self.declare_parameter(pname, default, desc)
+        declare(self, DEPTH_PARAMETERS)
         self.max_skew_s = float(self.value("depth.max_skew_s"))
         self.wait_s = float(self.value("depth.wait_s"))
         self.depths = StampBuffer(int(self.value("depth.buffer_size")))
@@ -80,8 +63,8 @@ class DepthNode(Node):
         if self.value("depth.enabled"):
             self.depth_monitor = StreamMonitor(self, "depth")
             events = self.depth_monitor.event_callbacks()
-            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data, event_callbacks=events)
-            self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
+            self.create_subscription(Image, "depth", self._on_depth, SENSOR_DATA, event_callbacks=events)
+            self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_DATA)
         self.create_timer(0.05, self._expire)
         self.answered = {"ok": 0, "error": 0}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -13,10 +13,7 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from segzero_ros.worker import Frame
+from typing import Any
 
 GOAL_FIELDS = ("id", "text", "multi")
 DEFAULT_MAX_CHARS = 2000
@@ -40,6 +37,24 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _JSON_ID = re.compile(r'"id"\s*:\s*(?:"((?:[^"\\]|\\.){0,' + str(MAX_ID_CHARS) + r'})"|(-?\d{1,30}))', re.DOTALL)
 
 
+class GoalError(ValueError):
+    """The goal text cannot be used (empty, too long, not text)."""
+
+
+def check_goal(goal: Any, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The goal stripped of surrounding white space; ``GoalError`` when it is unusable."""
+    if not isinstance(goal, str):
+        raise GoalError(f"goal must be text, got {type(goal).__name__}")
+    text = goal.strip()
+    if not text or not text.strip(". "):
+        raise GoalError("empty goal")
+    if len(text) > max_chars:
+        raise GoalError(f"goal too long: {len(text)} characters (limit {max_chars})")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        raise GoalError("goal contains control characters")
+    return text
+
+
 def new_goal_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -53,9 +68,22 @@ class Goal:
     multi: bool | None = None
     received: float = field(default_factory=time.monotonic)
     error: str | None = None  # set when the goal was malformed before it reached the queue
-    frame: Frame | None = None  # the image to use instead of the newest camera frame (action goals)
+    frame: Any = None  # a worker.Frame to use instead of the newest camera frame (action goals)
     reacquired: bool = False  # run again by the tracker after its targets were lost
     answered: bool = False  # set by the worker when the goal's one result is sent
+
+    def describe(self) -> str:
+        """One line for the log: id, text (shortened), and why it is refused."""
+        return f"goal {self.id}: {str(self.text)[:120]!r}" + (f" ({self.error})" if self.error else "")
+
+    def check(self, max_chars: int) -> Goal:
+        """Refuse unusable text now (``error``), rather than after the goal waited in the queue."""
+        if self.error is None:
+            try:
+                check_goal(self.text, max_chars)
+            except GoalError as exc:
+                self.error = str(exc)
+        return self
 
 
 def json_nesting(text: str) -> int:
@@ -158,3 +186,8 @@ def goal_from_cdr(data: bytes, max_chars: int = DEFAULT_MAX_CHARS) -> Goal:
             goal.id = goal_id_in(head) or goal.id
         return goal
     return goal_from_message(text, max_chars)
+
+
+def checked_goal_from_cdr(data: bytes, max_chars: int = DEFAULT_MAX_CHARS) -> Goal:
+    """``goal_from_cdr`` with the goal text checked too (empty, too long, control characters)."""
+    return goal_from_cdr(data, max_chars).check(max_chars)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from segzero_ros.reasoner import SEGZERO_7B
+from segzero_ros.reasoner_base import SEGZERO_7B
 from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
 
 
@@ -34,7 +34,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "preset",
         "",
-        "'' for the models named below; 'tiny' for the offline tiny models at image size 112 (tests, demo)",
+        "'' for the models named below; 'tiny': the offline tiny models (tests, demo) for each model left at its "
+        "default (reasoner.model, segmenter.model; the tiny reasoner at image size 112 unless one is set)",
         choices=("", "tiny"),
         read_only=True,
     ),
@@ -159,9 +160,9 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param(
         "tracking.input_scale",
-        0.5,
-        "SAM2's input side while tracking, as a fraction of its own (0.5: 1024 -> 512, several times cheaper per "
-        "frame); 1.0 runs SAM2's video predictor exactly",
+        1.0,
+        "SAM2's input side while tracking, as a fraction of its own: 1.0 is SAM2's video predictor exactly; 0.5 "
+        "(1024 -> 512) is several times cheaper per frame, its mask quality with the released weights not measured",
         low=0.25,
         high=1.0,
         read_only=True,
@@ -192,10 +193,59 @@ PARAMETERS: tuple[Param, ...] = (
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
 
+# The segzero_depth node's parameters (config/segzero_depth.yaml), all read at start-up.
+DEPTH_PARAMETERS: tuple[Param, ...] = (
+    Param("depth.enabled", True, "subscribe to depth and camera_info and publish 3D targets", read_only=True),
+    Param(
+        "depth.max_skew_s",
+        0.05,
+        "largest stamp difference between a result's frame and its depth image, s",
+        low=0.0,
+        high=5.0,
+        read_only=True,
+    ),
+    Param(
+        "depth.wait_s",
+        1.0,
+        "how long a result waits for a depth image of its frame, s",
+        low=0.0,
+        high=30.0,
+        read_only=True,
+    ),
+    Param(
+        "depth.buffer_size",
+        30,
+        "depth images kept for pairing (about one second of a 30 Hz camera)",
+        low=1,
+        high=1000,
+        step=1,
+        read_only=True,
+    ),
+    Param(
+        "depth.erode_px",
+        2,
+        "pixels eroded from each mask before the centroid (edges see the background)",
+        low=0,
+        high=50,
+        step=1,
+        read_only=True,
+    ),
+    Param(
+        "depth.cloud_stride",
+        2,
+        "keep every n-th row and column of a mask in target_cloud",
+        low=1,
+        high=64,
+        step=1,
+        read_only=True,
+    ),
+)
+DEPTH_BY_NAME: dict[str, Param] = {p.name: p for p in DEPTH_PARAMETERS}
 
-def validate(name: str, value: Any) -> str | None:
-    """None when ``value`` is acceptable for parameter ``name``, else the reason it is not."""
-    param = BY_NAME.get(name)
+
+def validate(name: str, value: Any, by_name: dict[str, Param] = BY_NAME) -> str | None:
+    """None when ``value`` is acceptable for parameter ``name`` (of ``by_name``), else the reason it is not."""
+    param = by_name.get(name)
     if param is None:
         return None  # not ours (e.g. use_sim_time)
     expected = type(param.default)

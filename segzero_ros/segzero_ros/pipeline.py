@@ -11,32 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from segzero_ros.goals import DEFAULT_MAX_CHARS, check_goal
 from segzero_ros.protocol import Target
-from segzero_ros.reasoner import Reasoner, Reasoning
+from segzero_ros.reasoner_base import ReasonerBackend, Reasoning
 from segzero_ros.segmenter import Segmenter
 from segzero_ros.segmenter.base import check_rgb
 
 LOG = logging.getLogger(__name__)
-
-MAX_GOAL_CHARS = 2000
-
-
-class GoalError(ValueError):
-    """The goal text cannot be used (empty, too long, not text)."""
-
-
-def check_goal(goal: Any, max_chars: int = MAX_GOAL_CHARS) -> str:
-    """The goal stripped of surrounding white space; ``GoalError`` when it is unusable."""
-    if not isinstance(goal, str):
-        raise GoalError(f"goal must be text, got {type(goal).__name__}")
-    text = goal.strip()
-    if not text or not text.strip(". "):
-        raise GoalError("empty goal")
-    if len(text) > max_chars:
-        raise GoalError(f"goal too long: {len(text)} characters (limit {max_chars})")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
-        raise GoalError("goal contains control characters")
-    return text
 
 
 def label_image(masks: Sequence[np.ndarray | None], shape: tuple[int, int]) -> np.ndarray:
@@ -116,7 +97,9 @@ class Result:
 class Pipeline:
     """``Pipeline(reasoner, segmenter).run(rgb, goal)``: reason, then segment every target on the same frame."""
 
-    def __init__(self, reasoner: Reasoner, segmenter: Segmenter, max_goal_chars: int = MAX_GOAL_CHARS) -> None:
+    def __init__(
+        self, reasoner: ReasonerBackend, segmenter: Segmenter, max_goal_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
         self.reasoner = reasoner
         self.segmenter = segmenter
         self.max_goal_chars = max_goal_chars
@@ -190,6 +173,6 @@ def describe_error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     if "OutOfMemory" in name or "out of memory" in text.lower():
         return f"out of memory: {text[:200]}"
-    if isinstance(exc, (ValueError, GoalError)):
+    if isinstance(exc, ValueError):  # GoalError included
         return text[:300] or name
     return f"{name}: {text[:300]}"

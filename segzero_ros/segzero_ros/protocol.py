@@ -391,3 +391,11 @@ def scale_targets(
 
 
 ROUNDING_OF_PROTOCOL: dict[str, Rounding] = {"segzero": "segzero", "multi": "multi"}
+
+
+def partial_think(text: str) -> str:
+    """The ``<think>`` text of a partly generated answer (what a user can read while the model writes)."""
+    start = text.find("<think>")
+    body = text[start + len("<think>") :] if start >= 0 else text
+    end = body.find("</think>")
+    return (body if end < 0 else body[:end]).strip()

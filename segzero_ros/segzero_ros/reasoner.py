@@ -10,111 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from segzero_ros.protocol import (
-    ANSWER_END,
-    PROTOCOLS,
-    ROUNDING_OF_PROTOCOL,
-    AnswerFormatError,
-    Target,
-    build_prompt,
-    parse_answer,
-    scale_targets,
-)
+from segzero_ros.devices import release_gpu_memory, resolve_device, resolve_dtype
+from segzero_ros.protocol import ANSWER_END, build_prompt
+from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
 LOG = logging.getLogger(__name__)
-
-KV_CACHES = ("dynamic", "static")
-SEGZERO_7B = "Ricky06662/Seg-Zero-7B"
-VISIONREASONER_7B = "Ricky06662/VisionReasoner-7B"
-
-
-@dataclass
-class ReasonerConfig:
-    """How to load and run the reasoning model (defaults: the reference inference set-up)."""
-
-    model: str = SEGZERO_7B
-    protocol: str = "segzero"
-    strict: bool = False
-    image_size: int = 840
-    max_new_tokens: int = 1024
-    device: str = "auto"
-    dtype: str = "auto"
-    attn_implementation: str = "sdpa"
-    device_map: str | None = None
-    local_files_only: bool = False
-    revision: str | None = None
-    stop_at_answer: bool = True  # end generation at "</answer>" instead of the end-of-turn token
-    cache: str = "dynamic"  # KV cache: dynamic (the reference's) or static (fixed buffers, what compile needs)
-    compile: bool = False  # torch.compile the model's forward (prefill and decode steps); needs cache="static"
-    compile_backend: str = "inductor"  # torch.compile backend (tests use "eager": the capture without a compiler)
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"reasoner protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if not 28 <= self.image_size <= 4096 or self.image_size % 28:
-            raise ValueError(f"reasoner image_size must be a multiple of 28 in [28, 4096], got {self.image_size}")
-        if not 1 <= self.max_new_tokens <= 32768:
-            raise ValueError(f"max_new_tokens must be in [1, 32768], got {self.max_new_tokens}")
-        if self.cache not in KV_CACHES:
-            raise ValueError(f"reasoner cache must be one of {KV_CACHES}, got {self.cache!r}")
-        if self.compile and self.cache != "static":
-            raise ValueError("reasoner compile needs cache='static' (a dynamic cache recompiles at every step)")
-
-
-@dataclass
-class Reasoning:
-    """One reasoning run: raw text, think text, targets (camera pixels) or the reason it failed."""
-
-    text: str
-    think: str | None = None
-    targets: list[Target] = field(default_factory=list)
-    model_targets: list[Target] = field(default_factory=list)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    """``auto`` → bf16 on GPU, fp32 on CPU (the reference runs bf16 on GPU)."""
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    names = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; expected auto or one of {sorted(names)}")
-    return names[dtype]
 
 
 def resize_for_reasoner(rgb: np.ndarray, size: int) -> Image.Image:
@@ -130,12 +36,18 @@ def build_messages(image: Image.Image, prompt: str) -> list[dict[str, Any]]:
 
 
 class Reasoner:
-    """A Qwen2.5-VL reasoning model; ``reason(rgb, goal)`` returns a ``Reasoning``."""
+    """A Qwen2.5-VL reasoning model run here with transformers (backend ``local``); ``reason(rgb, goal)``."""
 
-    def __init__(self, config: ReasonerConfig | None = None, **overrides: Any) -> None:
+    OPTIONS: tuple[str, ...] = ()  # no settings beyond ReasonerConfig
+
+    def __init__(
+        self, config: ReasonerConfig | None = None, options: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> None:
         import torch
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
+        if options:
+            raise ValueError(f"the local reasoner takes no options, got {sorted(options)}")
         self.config = config or ReasonerConfig(**overrides)
         cfg = self.config
         self.device = resolve_device(cfg.device)
@@ -181,6 +93,13 @@ class Reasoner:
                 self.model.forward, mode=mode, backend=self.config.compile_backend, dynamic=False
             )
             LOG.info("reasoner forward compiled (%s); the first goal pays the compilation", self.config.compile_backend)
+
+    @property
+    def description(self) -> str:
+        return f"{self.config.model} on {self.device} ({self.dtype})"
+
+    def update(self, settings: Mapping[str, Any]) -> None:
+        update_config(self.config, settings)  # the other backends' settings do not apply here
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -260,27 +179,4 @@ class Reasoner:
     def close(self) -> None:
         """Release the model (and GPU memory)."""
         self.model = None  # type: ignore[assignment]
-        if self._torch.cuda.is_available():
-            self._torch.cuda.empty_cache()
-
-
-def partial_think(text: str) -> str:
-    """The ``<think>`` text of a partly generated answer (what a user can read while the model writes)."""
-    start = text.find("<think>")
-    body = text[start + len("<think>") :] if start >= 0 else text
-    end = body.find("</think>")
-    return (body if end < 0 else body[:end]).strip()
-
-
-def interpret_answer(text: str, protocol: str, strict: bool, model_size: int, image_wh: tuple[int, int]) -> Reasoning:
-    """Parse ``text`` and map its targets from the model's square frame to the camera frame."""
-    try:
-        answer = parse_answer(text, protocol, strict=strict)
-    except AnswerFormatError as exc:
-        return Reasoning(text=text, error=f"unusable model answer: {exc}")
-    targets = scale_targets(answer.targets, (model_size, model_size), image_wh, rounding=ROUNDING_OF_PROTOCOL[protocol])
-    if not targets:
-        return Reasoning(text=text, think=answer.think, error="the model's answer names no target")
-    return Reasoning(
-        text=text, think=answer.think, targets=targets, model_targets=answer.targets, warnings=list(answer.warnings)
-    )
+        release_gpu_memory()

@@ -13,7 +13,8 @@ import logging
 from typing import Any
 
 from segzero_ros.benchmark import median_ms
-from segzero_ros.reasoner import Reasoner, ReasonerConfig
+from segzero_ros.reasoner import Reasoner
+from segzero_ros.reasoner_base import ReasonerConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def _load(model: str, device: str, dtype: str):
     """(model, processor, image size) for ``tiny`` (the random tiny model) or a random ``7b`` / ``3b``."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    from segzero_ros.reasoner import resolve_device, resolve_dtype
+    from segzero_ros.devices import resolve_device, resolve_dtype
     from segzero_ros.tiny import TINY_IMAGE_SIZE, random_qwen25_vl, tiny_reasoner_path
 
     device = resolve_device(device)

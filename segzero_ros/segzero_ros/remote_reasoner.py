@@ -18,14 +18,15 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from segzero_ros.protocol import ANSWER_END, build_prompt
-from segzero_ros.reasoner import ReasonerConfig, Reasoning, interpret_answer, resize_for_reasoner
+from segzero_ros.reasoner import resize_for_reasoner
+from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class RemoteConfig:
     """Where and how to reach the server; the answer protocol and image size come from ``ReasonerConfig``."""
 
     endpoint: str = "http://localhost:8000/v1"
-    model: str = ""  # the served model's name ("" = ReasonerConfig.model)
+    api_model: str = ""  # the served model's name ("" = ReasonerConfig.model)
     timeout_s: float = 60.0
     retries: int = 2
     backoff_s: float = 0.5
@@ -55,13 +56,26 @@ class RemoteError(RuntimeError):
 
 
 class RemoteReasoner:
-    """``reason(rgb, goal)`` through an OpenAI-compatible chat-completions endpoint; see the module docstring."""
+    """``reason(rgb, goal)`` through an OpenAI-compatible chat-completions endpoint (backend ``openai``); see the
+    module docstring."""
 
-    def __init__(self, config: ReasonerConfig, remote: RemoteConfig) -> None:
-        self.config, self.remote = config, remote
-        self.device, self.dtype = remote.endpoint, "remote"
-        self.load_s = 0.0
-        LOG.info("reasoner: %s at %s", remote.model or config.model, remote.endpoint)
+    OPTIONS: tuple[str, ...] = ("endpoint", "api_model", "timeout_s", "retries", "api_key_env")
+    LIVE_OPTIONS: tuple[str, ...] = ("timeout_s", "retries")
+
+    def __init__(self, config: ReasonerConfig, options: RemoteConfig | Mapping[str, Any] | None = None) -> None:
+        self.config = config
+        self.remote = options if isinstance(options, RemoteConfig) else RemoteConfig(**dict(options or {}))
+        LOG.info("reasoner: %s", self.description)
+
+    @property
+    def description(self) -> str:
+        return f"{self.remote.api_model or self.config.model} at {self.remote.endpoint}"
+
+    def update(self, settings: Mapping[str, Any]) -> None:
+        """Live settings: the answer protocol and parsing, and the request timeout and retries."""
+        for name, value in update_config(self.config, settings).items():
+            if name in self.LIVE_OPTIONS:  # other settings do not apply to this backend
+                setattr(self.remote, name, value)
 
     def request_body(self, rgb: np.ndarray, goal: str, protocol: str) -> dict[str, Any]:
         """The chat-completions request for ``goal`` on ``rgb``."""
@@ -74,7 +88,7 @@ class RemoteReasoner:
             {"type": "text", "text": build_prompt(goal, protocol)},
         ]
         body: dict[str, Any] = {
-            "model": self.remote.model or self.config.model,
+            "model": self.remote.api_model or self.config.model,
             "messages": [{"role": "user", "content": content}],
             "temperature": 0,
             "max_tokens": self.config.max_new_tokens,

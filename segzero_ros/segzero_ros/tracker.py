@@ -67,7 +67,7 @@ def load_tracking_model(config: Any, device: str, input_scale: float = 1.0):
     from hydra import compose
     from sam2.build_sam import build_sam2_video_predictor
 
-    from segzero_ros.segmenter.torch import resolve_checkpoint
+    from segzero_ros.segmenter.checkpoints import resolve_checkpoint
 
     config_name, checkpoint = resolve_checkpoint(config)
     overrides = list(config.overrides)

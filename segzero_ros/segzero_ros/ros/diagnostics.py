@@ -9,6 +9,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.event_handler import SubscriptionEventCallbacks
 
 from segzero_ros.stream_health import WARN, StreamHealth, StreamVerdict
+from segzero_ros.worker import percentile
 
 
 class StreamMonitor:
@@ -66,6 +67,37 @@ def diagnostic_array(node: Any, name: str, level: int, message: str, values: dic
     msg = DiagnosticArray(status=[status])
     msg.header.stamp = node.get_clock().now().to_msg()
     return msg
+
+
+def worker_values(worker: Any) -> dict[str, Any]:
+    """Diagnostic key/values of a ``GoalWorker``: frames, goals, latencies and per-frame costs."""
+    stats = worker.stats
+    return {
+        "frames_received": stats.frames_received,
+        "frames_dropped": stats.frames_dropped,
+        "last_frame_drop": stats.last_drop,
+        "frame_age_s": format_ms(worker.frame_age_s(), 2),
+        "goals_received": stats.goals_received,
+        "goals_ok": stats.goals_ok,
+        "goals_failed": stats.goals_failed,
+        "goals_pending": worker.pending,
+        "latency_p50_ms": format_ms(stats.latency_percentile(50), 0),
+        "latency_p95_ms": format_ms(stats.latency_percentile(95), 0),
+        **{
+            f"{name}_{label}_ms": format_ms(percentile(window, q))
+            for name, window in (
+                ("callback", stats.callback_ms),
+                ("publish", stats.publish_ms),
+                ("frame_latency", stats.receive_latency_ms),
+            )
+            for label, q in (("p50", 50), ("p99", 99))
+        },
+    }
+
+
+def format_ms(value: float | None, digits: int = 3) -> str:
+    """A figure for diagnostics: fixed digits, empty when nothing was measured yet."""
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def level_of(verdicts: list[StreamVerdict | None]) -> tuple[int, str]:

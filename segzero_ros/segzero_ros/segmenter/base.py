@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 from dataclasses import dataclass, field
 
@@ -10,7 +11,14 @@ import numpy as np
 
 from segzero_ros.protocol import Target
 
-BACKENDS: tuple[str, ...] = ("torch", "torch_compiled", "onnx", "tensorrt", "auto")
+# backend name -> "module:class"; the module is imported only when that backend is built.
+SEGMENTER_BACKENDS: dict[str, str] = {
+    "torch": "segzero_ros.segmenter.torch:TorchSegmenter",
+    "torch_compiled": "segzero_ros.segmenter.torch:CompiledTorchSegmenter",
+    "onnx": "segzero_ros.segmenter.onnx:OnnxSegmenter",
+    "tensorrt": "segzero_ros.segmenter.tensorrt:TensorRTSegmenter",
+}
+BACKENDS: tuple[str, ...] = (*SEGMENTER_BACKENDS, "auto")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 SAM2_LARGE = "facebook/sam2-hiera-large"
 LOG = logging.getLogger(__name__)
@@ -113,6 +121,14 @@ def resolve_backend(backend: str, available: dict[str, bool]) -> str:
     return "onnx" if available["onnxruntime"] else "torch"
 
 
+def backend_class(name: str) -> type[Segmenter]:
+    """The class registered for backend ``name`` (its module imported now)."""
+    if name not in SEGMENTER_BACKENDS:
+        raise ValueError(f"unknown segmenter backend {name!r}; known: {', '.join(SEGMENTER_BACKENDS)}")
+    module, _, cls = SEGMENTER_BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def make_segmenter(config: SegmenterConfig) -> Segmenter:
     """Build the backend ``config.backend`` names (``auto``: the fastest this machine runs, logged)."""
     backend = config.backend
@@ -120,20 +136,4 @@ def make_segmenter(config: SegmenterConfig) -> Segmenter:
         available = probe_backends(config.device)
         backend = resolve_backend("auto", available)
         LOG.info("segmenter backend auto -> %s (machine offers %s)", backend, available)
-    if backend == "torch":
-        from segzero_ros.segmenter.torch import TorchSegmenter
-
-        return TorchSegmenter(config)
-    if backend == "torch_compiled":
-        from segzero_ros.segmenter.torch import CompiledTorchSegmenter
-
-        return CompiledTorchSegmenter(config)
-    if backend == "onnx":
-        from segzero_ros.segmenter.onnx import OnnxSegmenter
-
-        return OnnxSegmenter(config)
-    if backend == "tensorrt":
-        from segzero_ros.segmenter.tensorrt import TensorRTSegmenter
-
-        return TensorRTSegmenter(config)
-    raise ValueError(f"unknown segmenter backend {backend!r}")
+    return backend_class(backend)(config)

@@ -37,8 +37,8 @@ def ensure_export(config: SegmenterConfig) -> Path:
         read_export_info(model_path)  # clear error when it is not an export
         return model_path
     from segzero_ros.cache import build_once
+    from segzero_ros.segmenter.checkpoints import resolve_checkpoint
     from segzero_ros.segmenter.export import file_sha256
-    from segzero_ros.segmenter.torch import resolve_checkpoint
 
     config_name, checkpoint = resolve_checkpoint(config)
     key = export_key(config_name, list(config.overrides), file_sha256(checkpoint), config.multimask_output)
@@ -52,8 +52,8 @@ def ensure_export(config: SegmenterConfig) -> Path:
 
 def export_config(config: SegmenterConfig, folder: str | Path) -> ExportInfo:
     """Load the SAM2 that ``config`` names (id or checkpoint) and export it into ``folder``."""
+    from segzero_ros.segmenter.checkpoints import load_sam2, resolve_checkpoint
     from segzero_ros.segmenter.export import export_sam2
-    from segzero_ros.segmenter.torch import load_sam2, resolve_checkpoint
 
     config_name, checkpoint = resolve_checkpoint(config)
     model = load_sam2(config, "cpu")

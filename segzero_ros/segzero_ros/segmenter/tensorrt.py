@@ -304,7 +304,7 @@ class TensorRTSegmenter(ExportedSegmenter):
     def __init__(
         self, config: SegmenterConfig, workspace_gb: float = DEFAULT_WORKSPACE_GB, max_points: int = DEFAULT_MAX_POINTS
     ) -> None:
-        from segzero_ros.reasoner import resolve_device
+        from segzero_ros.devices import resolve_device
 
         trt = tensorrt_module()
         device = resolve_device(config.device)

@@ -1,0 +1,258 @@
+"""Models from one configuration: the node's parameters (``segzero_ros.params``), whoever fills them.
+
+The node passes its ROS parameters, the ``segzero`` commands and the evaluation pass their command-line options
+(``add_model_arguments``: one option per model parameter, same name and meaning), and every one of them builds its
+reasoner, SAM2 and tracker here. A preset (``tiny``) fills only what was not given: an explicit model always wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from segzero_ros import params
+from segzero_ros.pipeline import Pipeline
+from segzero_ros.reasoner_base import ReasonerBackend, ReasonerConfig, backend_class, make_reasoner
+from segzero_ros.segmenter.base import BackendUnavailable, Segmenter, SegmenterConfig, make_segmenter
+
+LOG = logging.getLogger(__name__)
+
+TINY = "tiny"  # as a model name: the offline tiny model of that kind (built on first use)
+PRESETS = ("", TINY)
+MODEL_PREFIXES = ("reasoner.", "segmenter.")
+MODEL_PARAMETERS: tuple[params.Param, ...] = tuple(p for p in params.PARAMETERS if p.name.startswith(MODEL_PREFIXES))
+# Short spellings of the command line, kept for people used to them; each is the same option as its dotted name.
+CLI_ALIASES: dict[str, tuple[str, ...]] = {
+    "reasoner.model": ("--reasoner",),
+    "reasoner.strict": ("--strict",),
+    "reasoner.max_new_tokens": ("--max-new-tokens",),
+    "reasoner.image_size": ("--image-size",),
+    "reasoner.local_files_only": ("--local-files-only",),
+    "segmenter.model": ("--sam2",),
+    "segmenter.config": ("--sam2-config",),
+    "segmenter.backend": ("--sam2-backend",),
+    "segmenter.precision": ("--sam2-precision",),
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message (one line) names it, the cause and the ways out."""
+
+
+def _load_hint(kind: str) -> str:
+    if kind == "reasoner":
+        return (
+            "ways out: a local Qwen2.5-VL folder (--reasoner PATH / reasoner.model), the offline tiny models (--tiny / "
+            "preset: tiny), or network access or a Hugging Face cache that holds it (HF_HOME)"
+        )
+    return (
+        "ways out: a local SAM2 checkpoint (--sam2 PATH [--sam2-config NAME] / segmenter.model, segmenter.config), "
+        "the offline tiny models (--tiny / preset: tiny), or network access or a Hugging Face cache that holds it"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+# --- configuration ----------------------------------------------------------------------------------------------
+
+
+def resolve(given: Mapping[str, Any], preset: str = "") -> dict[str, Any]:
+    """Every model parameter's value: those ``given``, else the preset's, else the default; checked as the node
+    checks its parameters (``ValueError`` with the reason)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    values = {p.name: p.default for p in MODEL_PARAMETERS}
+    for name, value in given.items():
+        if name not in values:
+            raise ValueError(f"not a model parameter: {name!r}")
+        param = params.BY_NAME[name]
+        if isinstance(param.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        reason = None if value == TINY and name.endswith(".model") else params.validate(name, value)
+        if reason:
+            raise ValueError(reason)
+        values[name] = value
+    if preset == TINY:
+        if "reasoner.model" not in given and values["reasoner.backend"] == "local":
+            values["reasoner.model"] = TINY  # a remote reasoner stays remote: the preset picks the tiny SAM2 only
+        if "segmenter.model" not in given:
+            values["segmenter.model"] = TINY
+    return values
+
+
+def given_in(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The model parameters among ``values`` that differ from their defaults (what a ROS user set)."""
+    return {p.name: values[p.name] for p in MODEL_PARAMETERS if p.name in values and values[p.name] != p.default}
+
+
+def reasoner_config(values: Mapping[str, Any]) -> ReasonerConfig:
+    """The ``ReasonerConfig`` of resolved values (``reasoner.model: tiny`` → the fitted tiny model, its 112² input
+    unless ``reasoner.image_size`` was set, on the CPU unless a device was set)."""
+    model, image_size, device = values["reasoner.model"], values["reasoner.image_size"], values["reasoner.device"]
+    local_files_only = values["reasoner.local_files_only"]
+    if model == TINY:
+        from segzero_ros.tiny import TINY_IMAGE_SIZE, tiny_reasoner_path
+
+        model = str(tiny_reasoner_path())
+        image_size = TINY_IMAGE_SIZE if image_size == params.BY_NAME["reasoner.image_size"].default else image_size
+        device = "cpu" if device == "auto" else device
+        local_files_only = True
+    return ReasonerConfig(
+        model=model,
+        backend=values["reasoner.backend"],
+        protocol=values["reasoner.protocol"],
+        strict=values["reasoner.strict"],
+        image_size=image_size,
+        max_new_tokens=values["reasoner.max_new_tokens"],
+        stop_at_answer=values["reasoner.stop_at_answer"],
+        attn_implementation=values["reasoner.attn_implementation"],
+        cache=values["reasoner.cache"],
+        compile=values["reasoner.compile"],
+        device=device,
+        dtype=values["reasoner.dtype"],
+        local_files_only=local_files_only,
+    )
+
+
+def reasoner_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend's own settings (its ``OPTIONS``) from the ``reasoner.*`` parameters."""
+    cls = backend_class(values["reasoner.backend"])
+    return {name: values[f"reasoner.{name}"] for name in getattr(cls, "OPTIONS", ())}
+
+
+def segmenter_config(values: Mapping[str, Any]) -> SegmenterConfig:
+    """The ``SegmenterConfig`` of resolved values (``segmenter.model: tiny`` → the tiny test SAM2)."""
+    common = {
+        "backend": values["segmenter.backend"],
+        "precision": values["segmenter.precision"],
+        "device": values["segmenter.device"],
+    }
+    if values["segmenter.model"] == TINY:
+        from segzero_ros.tiny import tiny_segmenter_config
+
+        return tiny_segmenter_config(**{**common, "device": "cpu" if common["device"] == "auto" else common["device"]})
+    return SegmenterConfig(
+        model=values["segmenter.model"],
+        config=values["segmenter.config"] or None,
+        local_files_only=values["reasoner.local_files_only"],
+        **common,
+    )
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+def build_reasoner(values: Mapping[str, Any]) -> ReasonerBackend:
+    config = reasoner_config(values)
+    try:
+        local_path = config.backend == "local" and config.model.startswith(("/", "./", "../", "~"))
+        if local_path and not Path(config.model).expanduser().is_dir():
+            raise FileNotFoundError(f"no such folder: {config.model}")
+        return make_reasoner(config, reasoner_options(values))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"reasoner {values['reasoner.model']!r} could not be loaded ({_one_line(exc)}); {_load_hint('reasoner')}"
+        ) from exc
+
+
+def build_segmenter(values: Mapping[str, Any]) -> Segmenter:
+    config = segmenter_config(values)
+    try:
+        return make_segmenter(config)
+    except BackendUnavailable:
+        raise  # its message already says what to use instead
+    except Exception as exc:
+        raise ModelLoadError(
+            f"SAM2 {values['segmenter.model']!r} could not be loaded ({_one_line(exc)}); {_load_hint('segmenter')}"
+        ) from exc
+
+
+def build_pipeline(values: Mapping[str, Any], max_goal_chars: int | None = None) -> Pipeline:
+    """Reasoner and SAM2 of resolved ``values``; SAM2 first (the quicker of the two to fail on a bad setting)."""
+    segmenter = build_segmenter(values)
+    try:
+        reasoner = build_reasoner(values)
+    except Exception:
+        segmenter.close()
+        raise
+    limit = params.BY_NAME["max_goal_chars"].default if max_goal_chars is None else max_goal_chars
+    return Pipeline(reasoner, segmenter, max_goal_chars=limit)
+
+
+def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score: float = 0.5, lost_frames: int = 5):
+    """SAM2 built for video, in a ``Tracker`` (PyTorch whatever the segmenter backend)."""
+    from segzero_ros.devices import resolve_device
+    from segzero_ros.tracker import Tracker, load_tracking_model
+
+    config = segmenter_config(values)
+    try:
+        model = load_tracking_model(config, resolve_device(config.device), input_scale)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"tracking SAM2 {values['segmenter.model']!r} could not be loaded ({_one_line(exc)}); "
+            f"{_load_hint('segmenter')}"
+        ) from exc
+    return Tracker(model, min_score=min_score, lost_frames=lost_frames)
+
+
+# --- the command line -------------------------------------------------------------------------------------------
+
+
+def add_model_arguments(
+    parser: argparse.ArgumentParser, tiny_default: bool = False, only: Iterable[str] = MODEL_PREFIXES
+) -> None:
+    """One option per model parameter (``--reasoner.model``, ``--segmenter.backend``, ...: the node's names, its
+    choices and meaning; short aliases such as ``--reasoner``), plus ``--tiny``, ``--device`` and ``--multi``."""
+    group = parser.add_argument_group("models (the node's parameters of the same names)")
+    if tiny_default:
+        group.add_argument("--real", dest="tiny", action="store_false", help="the real models instead of tiny ones")
+    group.add_argument(
+        "--tiny",
+        action="store_true",
+        default=tiny_default,
+        help="offline tiny models for every model not named explicitly (as the node's preset: tiny)",
+    )
+    group.add_argument("--device", default=None, help="device of both models unless set apart: auto, cpu, cuda:N")
+    group.add_argument(
+        "--multi",
+        dest="reasoner.protocol",
+        action="store_const",
+        const="multi",
+        help="the multi-object protocol (same as --reasoner.protocol multi)",
+    )
+    for param in MODEL_PARAMETERS:
+        if not param.name.startswith(tuple(only)):
+            continue
+        names = (f"--{param.name}", *CLI_ALIASES.get(param.name, ()))
+        text = param.description + (" (or 'tiny')" if param.name.endswith(".model") else "")
+        kwargs: dict[str, Any] = {"dest": param.name, "default": None, "help": f"{text} [default: {param.default!r}]"}
+        if isinstance(param.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(param.default)
+            if param.choices:
+                kwargs["choices"] = param.choices
+        group.add_argument(*names, **kwargs)
+
+
+def given_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The model parameters given on the command line (``--device`` for both models unless set apart)."""
+    given = {p.name: getattr(args, p.name) for p in MODEL_PARAMETERS if getattr(args, p.name, None) is not None}
+    if getattr(args, "device", None):
+        given.setdefault("reasoner.device", args.device)
+        given.setdefault("segmenter.device", args.device)
+    return given
+
+
+def values_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Resolved model parameters from the options of ``add_model_arguments``."""
+    try:
+        return resolve(given_from_args(args), TINY if getattr(args, "tiny", False) else "")
+    except ValueError as exc:
+        raise SystemExit(f"segzero: {exc}") from None
