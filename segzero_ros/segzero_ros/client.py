@@ -9,6 +9,7 @@ stamp. For grasp code and the ``segzero demo --node`` command; robots normally w
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -22,7 +23,16 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from segzero_ros.image_codec import image_to_numpy, numpy_to_image
+from segzero_ros.ros import transport
 from segzero_ros.ros.qos import ACTION_SERVICE_QOS, RELIABLE, RELIABLE_LATEST
+
+
+def init_rclpy() -> None:
+    """Start rclpy in this process, unless it runs already, with the transport settings the nodes use (the shipped
+    Fast DDS profile: this process publishes camera-sized images too, which need a large shared-memory segment)."""
+    if not rclpy.ok():
+        transport.apply_defaults(os.environ)
+        rclpy.init()
 
 
 @dataclass
@@ -38,8 +48,7 @@ class TopicClient:
     """Publishes frames and goals to a ``segzero`` node and collects its answers (own executor thread)."""
 
     def __init__(self, namespace: str = "", name: str = "segzero_client") -> None:
-        if not rclpy.ok():
-            rclpy.init()
+        init_rclpy()
         self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
         # Reliable: matches both image QoS settings of the node (sensor_data and reliable).
         self._image_pub = self.node.create_publisher(Image, "image", RELIABLE_LATEST)
@@ -138,8 +147,7 @@ class SegmentClient:
         from rclpy.action import ActionClient
         from segzero_interfaces.action import Segment
 
-        if not rclpy.ok():
-            rclpy.init()
+        init_rclpy()
         self._segment_type = Segment
         self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
         self._client = ActionClient(
@@ -238,8 +246,7 @@ def stream_image(
 ) -> int:
     """Publish ``rgb`` as a camera would (rgb8, reliable, stamped now) at ``rate_hz`` until ``seconds`` pass
     (0: until Ctrl-C); the number of frames sent. For trying the node without a camera."""
-    if not rclpy.ok():
-        rclpy.init()
+    init_rclpy()
     node = rclpy.create_node(f"segzero_camera_{uuid.uuid4().hex[:6]}", namespace=namespace)
     publisher = node.create_publisher(Image, topic, RELIABLE_LATEST)
     msg = numpy_to_image(rgb, "rgb8")
