@@ -144,11 +144,10 @@ def build_parser(prog: str = "python -m training.evaluate") -> argparse.Argument
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m training.evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="[%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Our own loggers say what happens; libraries' INFO chatter (sam2 logs every embedding) stays out.
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("segzero", "segzero_ros", "training"):
+        logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"--limit must be at least 1, got {args.limit}")
     from segzero_ros.build import ModelLoadError

@@ -227,18 +227,34 @@ def add_model_arguments(
         help="the multi-object protocol (same as --reasoner.protocol multi)",
     )
     for param in MODEL_PARAMETERS:
-        if not param.name.startswith(tuple(only)):
-            continue
-        names = (f"--{param.name}", *CLI_ALIASES.get(param.name, ()))
-        text = param.description + (" (or 'tiny')" if param.name.endswith(".model") else "")
-        kwargs: dict[str, Any] = {"dest": param.name, "default": None, "help": f"{text} [default: {param.default!r}]"}
-        if isinstance(param.default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = type(param.default)
-            if param.choices:
-                kwargs["choices"] = param.choices
-        group.add_argument(*names, **kwargs)
+        if param.name.startswith(tuple(only)):
+            add_parameter_option(group, param, CLI_ALIASES.get(param.name, ()))
+
+
+def add_parameter_option(group: Any, param: params.Param, aliases: Iterable[str] = ()) -> None:
+    """``--NAME`` for node parameter ``param``: its type, choices and description; default None (= not given)."""
+    names = (f"--{param.name}", *aliases)
+    text = param.description + (" (or 'tiny')" if param.name.endswith(".model") else "")
+    kwargs: dict[str, Any] = {"dest": param.name, "default": None, "help": f"{text} [default: {param.default!r}]"}
+    if isinstance(param.default, bool):
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = type(param.default)
+        if param.choices:
+            kwargs["choices"] = param.choices
+    group.add_argument(*names, **kwargs)
+
+
+def parameter_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """Node parameters ``names`` from options of ``add_parameter_option``: given, else their defaults."""
+    values = {}
+    for name in names:
+        given = getattr(args, name, None)
+        values[name] = params.BY_NAME[name].default if given is None else given
+        reason = params.validate(name, values[name])
+        if reason:
+            raise SystemExit(f"segzero: {reason}")
+    return values
 
 
 def given_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -365,6 +365,56 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """A recording through the node's code: outputs as an MCAP recording, summary.json, optionally a video."""
+    from itertools import zip_longest
+
+    from segzero_ros import build
+    from segzero_ros.replay_schedule import NODE_PARAMETERS
+    from segzero_ros.ros.bags import BagError
+    from segzero_ros.ros.replay import Replay, ReplayOptions
+
+    if len(args.at or []) > len(args.goal or []):
+        raise SystemExit("segzero replay: more --at than --goal")
+    goals = [(text, at or 0.0) for text, at in zip_longest(args.goal or [], args.at or [])]
+    options = ReplayOptions(
+        bag=Path(args.bag),
+        out=Path(args.out),
+        image_topic=args.image_topic,
+        goal_topic=args.goal_topic,
+        goals=goals,
+        realtime=args.realtime,
+        with_input=args.with_input,
+        video=Path(args.video) if args.video else None,
+        namespace=args.namespace,
+        progress=not (args.json or args.quiet),
+    )
+    models = build.values_from_args(args)
+    try:
+        summary = Replay(options, models, build.parameter_values(args, NODE_PARAMETERS)).run()
+    except BagError as exc:
+        print(f"segzero replay: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    frames = summary["frames"]
+    print(
+        f"{summary['bag']} ({summary['mode']}): {frames['read']} frames read, {frames['processed']} processed "
+        f"({frames['goal']} for goals, {frames['tracked']} tracked), {frames['skipped']} skipped, "
+        f"{frames['corrupt']} corrupt; {summary['frames_per_second']} frames/s"
+    )
+    for goal in summary["goals"]:
+        print(
+            f"  goal {goal['id']} {goal['goal']!r}: {goal['status']}" + (f" ({goal['error']})" if goal["error"] else "")
+        )
+    print(f"outputs: {summary['output']} ({', '.join(f'{t} {n}' for t, n in summary['output_topics'].items())})")
+    if summary["video"]:
+        print(f"video: {summary['video']['path']} ({summary['video']['frames']} frames)")
+    print(f"summary: {Path(args.out) / 'summary.json'}")
+    return 0
+
+
 def training_module(name: str):
     """``training.<name>`` of this source tree (the sam2 wheel installs an unrelated top-level ``training``)."""
     root = Path(__file__).resolve().parents[2]  # the repository: segzero_ros/segzero_ros/cli.py
@@ -454,6 +504,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="")
     p.set_defaults(func=cmd_camera)
 
+    p = sub.add_parser("replay", help="run a recording (rosbag2 folder or .mcap) through the node's code offline")
+    p.add_argument("bag", help="a rosbag2 folder (sqlite3 or MCAP storage) or a .mcap file")
+    p.add_argument("--out", required=True, help="folder for the output recording (replay/), summary.json")
+    p.add_argument("--image-topic", default=None, help="the camera topic (default: the recording's only image topic)")
+    p.add_argument("--goal-topic", default=None, help="the recorded goal topic (default: a String topic named goal)")
+    p.add_argument("--goal", action="append", help="a goal instead of the recorded ones (repeatable)")
+    p.add_argument("--at", action="append", type=float, help="when the matching --goal arrives, s after the start")
+    timing = p.add_mutually_exclusive_group()
+    timing.add_argument("--all-frames", action="store_false", dest="realtime", help="every frame processed (default)")
+    timing.add_argument(
+        "--realtime", action="store_true", help="frames arriving while the models are busy are skipped, as on the robot"
+    )
+    p.add_argument("--with-input", action="store_true", help="also write the input images into the output")
+    p.add_argument("--video", default=None, help="the overlay as a video file (.mp4), goal and reasoning drawn in")
+    p.add_argument("--namespace", default="", help="the node's namespace for the output topics")
+    p.add_argument("--json", action="store_true", help="print the summary as one line of JSON")
+    build.add_model_arguments(p)
+    node_options = p.add_argument_group("node parameters (the node's names)")
+    from segzero_ros.params import BY_NAME
+    from segzero_ros.replay_schedule import NODE_PARAMETERS
+
+    for name in NODE_PARAMETERS:
+        build.add_parameter_option(node_options, BY_NAME[name])
+    p.set_defaults(func=cmd_replay, realtime=False)
+
     sub.add_parser(
         "eval",
         add_help=False,
@@ -496,11 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         return training_module("evaluate").main(rest + (["--quiet"] if args.quiet else []), prog="segzero eval")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="[%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Our own loggers say what happens; libraries' INFO chatter (sam2 logs every embedding) stays out.
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("segzero", "segzero_ros", "training"):
+        logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
     from segzero_ros.build import ModelLoadError
     from segzero_ros.segmenter.base import BackendUnavailable
 

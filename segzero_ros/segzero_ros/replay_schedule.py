@@ -1,0 +1,171 @@
+"""The node's worker in virtual time, for replaying a recording: what the node would have done, frame by frame.
+
+One job at a time. A pending goal goes first and runs on the newest frame at the moment it starts (a goal that
+finds no frame waits for the next, up to ``image_timeout_s``); with nothing pending, a newer frame than the
+last one used is tracked (when a track is on). Past ``max_pending_goals`` the oldest pending goal is
+superseded, as in ``worker.GoalWorker``.
+
+Two clocks: ``realtime`` — a job lasts as long as it really took, frames that arrive meanwhile replace each
+other and are skipped, as on the robot; otherwise (``all_frames``) a job takes no recorded time, so every
+frame is processed. ROS-free: the replay command supplies the jobs.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from segzero_ros.goals import Goal
+
+# The node's parameters a replay takes besides the models (same names, same meaning).
+NODE_PARAMETERS = (
+    "max_pending_goals",
+    "image_timeout_s",
+    "max_goal_chars",
+    "tracking.enabled",
+    "tracking.input_scale",
+    "tracking.every_n",
+    "tracking.min_score",
+    "tracking.lost_frames",
+    "tracking.reacquire",
+)
+
+
+@dataclass
+class FrameEvent:
+    """A camera frame of the recording: when it was recorded (s) and what the jobs need of it."""
+
+    t: float
+    frame: Any
+
+
+@dataclass
+class GoalEvent:
+    """A goal of the recording (or of the command line) and when it arrives (s)."""
+
+    t: float
+    goal: Goal
+
+
+@dataclass
+class ScheduleStats:
+    """What happened to the recording's frames and goals."""
+
+    frames_read: int = 0
+    frames_goal: int = 0  # frames a goal ran on
+    frames_tracked: int = 0
+    frames_skipped: int = 0  # replaced by a newer frame while the worker was busy
+    frames_idle: int = 0  # not needed: no goal pending and no track on
+    goals: int = 0
+    goals_superseded: int = 0
+    goals_without_image: int = 0
+    jobs_s: list[float] = field(default_factory=list)  # real duration of every job
+
+
+# A goal job: (goal, frame, start time) -> its real duration (s). A tracking job: (frame, start time) ->
+# (duration, goals it asks to run again); None when no track is on.
+GoalJob = Callable[[Goal, Any, float], float]
+TrackJob = Callable[[Any, float], "tuple[float, list[Goal]] | None"]
+FailJob = Callable[[Goal, str, float], None]
+
+
+class ReplaySchedule:
+    """See the module docstring. ``run`` consumes the events in time order and calls the jobs."""
+
+    def __init__(
+        self,
+        run_goal: GoalJob,
+        track: TrackJob,
+        fail_goal: FailJob,
+        realtime: bool = False,
+        max_pending_goals: int = 4,
+        image_timeout_s: float = 5.0,
+    ) -> None:
+        self._run_goal, self._track, self._fail = run_goal, track, fail_goal
+        self.realtime = realtime
+        self.max_pending_goals = max_pending_goals
+        self.image_timeout_s = image_timeout_s
+        self.stats = ScheduleStats()
+        self._pending: collections.deque[GoalEvent] = collections.deque()
+        self._newest: FrameEvent | None = None
+        self._newest_used = True
+        self._free_at = float("-inf")  # when the worker finishes its current job
+
+    def run(self, frames: Iterable[FrameEvent], goals: Iterable[GoalEvent]) -> ScheduleStats:
+        """Every frame and goal, in time order (frames before goals at the same time); every goal answered."""
+        frame_events = ((event.t, 0, k, event) for k, event in enumerate(frames))
+        goal_events = sorted(((event.t, 1, k, event) for k, event in enumerate(goals)), key=lambda e: e[:3])
+        for t, kind, _, event in heapq.merge(frame_events, goal_events, key=lambda e: e[:3]):
+            self._work(until=t)
+            if kind == 0:
+                self._take_frame(event)
+            else:
+                self._take_goal(event)
+        self._work(until=float("inf"))
+        return self.stats
+
+    def _take_frame(self, event: FrameEvent) -> None:
+        self.stats.frames_read += 1
+        if not self._newest_used:
+            self.stats.frames_skipped += 1
+        self._newest, self._newest_used = event, False
+
+    def _take_goal(self, event: GoalEvent) -> None:
+        self.stats.goals += 1
+        self._pending.append(event)
+        while len(self._pending) > self.max_pending_goals:
+            old = self._pending.popleft()
+            self.stats.goals_superseded += 1
+            self._fail(old.goal, "superseded by newer goals (queue full)", old.t)
+
+    def _work(self, until: float) -> None:
+        """Run the jobs the worker starts before ``until`` (the next event's time)."""
+        while True:
+            if self._pending:
+                event = self._pending[0]
+                start = max(self._free_at, event.t)
+                if self._newest is None:  # no frame yet: the goal waits for one
+                    if until != float("inf"):
+                        return
+                    self._pending.popleft()
+                    self._no_image(event)
+                    continue
+                if self._newest.t > start:  # the goal waited for this frame
+                    if self._newest.t - event.t > self.image_timeout_s:
+                        self._pending.popleft()
+                        self._no_image(event)
+                        continue
+                    start = self._newest.t
+                if start > until:
+                    return
+                self._pending.popleft()
+                frame, self._newest_used = self._newest, True
+                self.stats.frames_goal += 1
+                self._finish(start, self._run_goal(event.goal, frame.frame, start))
+                continue
+            if self._newest is None or self._newest_used:
+                return
+            start = max(self._free_at, self._newest.t)
+            if start > until:
+                return
+            outcome = self._track(self._newest.frame, start)
+            self._newest_used = True
+            if outcome is None:  # no track on: the frame is not needed
+                self.stats.frames_idle += 1
+                return
+            self.stats.frames_tracked += 1
+            duration, again = outcome
+            self._finish(start, duration)
+            for goal in again:
+                self._take_goal(GoalEvent(self._free_at, goal))
+
+    def _no_image(self, event: GoalEvent) -> None:
+        self.stats.goals_without_image += 1
+        self._fail(event.goal, f"no image received within {self.image_timeout_s:g} s", event.t)
+
+    def _finish(self, start: float, duration: float) -> None:
+        self.stats.jobs_s.append(duration)
+        self._free_at = start + (duration if self.realtime else 0.0)

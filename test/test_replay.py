@@ -1,0 +1,222 @@
+"""``segzero replay``: recordings written here (both storages, four image kinds, a goal topic) replayed with the
+tiny models; the output read back with an independent reader (the ``mcap`` library and its ROS 2 decoder)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import pytest
+from recordings import START_NS, json_goal, write_recording
+
+from segzero_ros.cli import main
+from segzero_ros.goals import Goal
+from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule
+
+KEEP_TRACKING = ["--tracking.min_score", "0"]  # the random tiny SAM2 would otherwise lose its targets
+
+
+def replay(bag: Path, out: Path, *extra: str, capsys=None) -> tuple[int, dict | None]:
+    code = main(["-q", "replay", str(bag), "--out", str(out), "--tiny", "--json", *extra])
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    if capsys is not None:
+        capsys.readouterr()
+    return code, summary
+
+
+def read_back(mcap: str) -> dict[str, list]:
+    """Every message of the output, decoded from the file's own schemas: topic -> [(log time ns, message)]."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    out: dict[str, list] = {}
+    with open(mcap, "rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        for schema, channel, message, decoded in reader.iter_decoded_messages():
+            assert schema.encoding == "ros2msg"
+            out.setdefault(channel.topic, []).append((message.log_time, decoded))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("storage", "encoding"), [("sqlite3", "rgb8"), ("mcap", "bgr8"), ("mcap", "mono8"), ("sqlite3", "jpeg")]
+)
+def test_a_recorded_session_replays_into_a_recording_of_the_nodes_outputs(
+    storage, encoding, tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    bag = tmp_path / "session"
+    stamps = write_recording(
+        bag, storage, frames=24, encoding=encoding, goals=[(0.35, json_goal("first")), (1.45, json_goal("second"))]
+    )
+    code, summary = replay(bag, tmp_path / "out", *KEEP_TRACKING, "--with-input", capsys=capsys)
+    assert code == 0
+    assert [g["id"] for g in summary["goals"]] == ["first", "second"]  # the recorded goals, each answered once
+    assert all(g["status"] == "ok" for g in summary["goals"]), summary["goals"]
+    frames = summary["frames"]
+    assert (frames["read"], frames["corrupt"], frames["skipped"]) == (24, 0, 0)
+    assert frames["goal"] == 2 and frames["tracked"] == 20  # every frame after the first goal's frame is tracked
+
+    topics = read_back(summary["output"])
+    assert len(topics["/camera/image"]) == 24  # --with-input: the camera beside the outputs
+    results = [json.loads(m.data) for _, m in topics["/result"]]
+    assert [r["id"] for r in results] == ["first", "second"]
+    typed = [m for _, m in topics["/segmentation"]]
+    assert [m.goal_id for m in typed] == ["first", "second"] and all(m.status == "ok" for m in typed)
+    # Every mask carries the header of the frame it was made for: a goal's frame, or a tracked frame.
+    frame_stamps = set(stamps)
+    for _, mask in topics["/mask"]:
+        assert (mask.header.stamp.sec, mask.header.stamp.nanosec) in frame_stamps
+        assert (mask.width, mask.height, mask.encoding) == (160, 120, "mono8")
+    assert len(topics["/mask"]) == len(topics["/labels"]) == frames["processed"]
+    # The goal ran on the newest frame at its time (0.35 s -> the frame at 0.3 s).
+    assert (typed[0].header.stamp.sec, typed[0].header.stamp.nanosec) == stamps[3]
+    assert results[0]["stamp"] == {"sec": stamps[3][0], "nanosec": stamps[3][1]}
+    statuses = [json.loads(m.data) for _, m in topics["/tracking_status"]]
+    assert Counter(s["state"] for s in statuses) == {"tracking": frames["tracked"], "ended": 1}
+    # All-frames mode: a goal's outputs logged when it arrived, a tracked frame's at the frame's recorded time.
+    expected = [START_NS + round(t * 1e9) for t in (0.35, 1.45)] + [START_NS + k * 10**8 for k in range(4, 24)]
+    assert sorted(t for t, _ in topics["/mask"]) == sorted(expected)
+
+
+def test_goals_from_the_command_line_and_the_overlay_video(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    """The issue's case: 100 frames, two goals; an MCAP an independent reader decodes in full, and a video."""
+    bag = tmp_path / "walk.mcap"
+    stamps = write_recording(tmp_path / "walk", "mcap", frames=100, rate_hz=20.0)
+    (tmp_path / "walk" / "walk.mcap").rename(bag)  # a single .mcap file, no metadata.yaml
+    video = tmp_path / "out" / "overlay.mp4"
+    args = ["--goal", "the red cup", "--at", "0.5", "--goal", '{"id": "late", "text": "the red cup"}', "--at", "3"]
+    code, summary = replay(bag, tmp_path / "out", *args, *KEEP_TRACKING, "--video", str(video), capsys=capsys)
+    assert code == 0 and len(summary["goals"]) == 2 and summary["goals"][1]["id"] == "late"
+    topics = read_back(summary["output"])
+    assert sum(len(v) for v in topics.values()) == sum(summary["output_topics"].values())
+    assert {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in topics["/mask"]} <= set(stamps)
+    capture = cv2.VideoCapture(str(video))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    assert count == 100 == summary["video"]["frames"]
+
+
+def test_realtime_skips_frames_the_busy_node_would_not_see(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    bag = tmp_path / "fast"
+    write_recording(bag, "mcap", frames=60, rate_hz=200.0, goals=[(0.0, "the red cup")])
+    _, all_frames = replay(bag, tmp_path / "all", *KEEP_TRACKING, capsys=capsys)
+    _, realtime = replay(bag, tmp_path / "rt", *KEEP_TRACKING, "--realtime", capsys=capsys)
+    assert all_frames["frames"]["skipped"] == 0 and all_frames["frames"]["processed"] == 60
+    assert realtime["frames"]["skipped"] > 0  # a goal takes far longer than the 5 ms between frames
+    assert realtime["frames"]["processed"] + realtime["frames"]["skipped"] == 60
+    assert realtime["mode"] == "realtime" and realtime["goals"][0]["status"] == "ok"
+
+
+def test_corrupt_frames_are_skipped_and_counted(tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys):
+    bag = tmp_path / "broken"
+    write_recording(bag, "sqlite3", frames=10, corrupt=(2, 5), goals=[(0.0, "the red cup")])
+    code, summary = replay(bag, tmp_path / "out", capsys=capsys)
+    assert code == 0 and summary["frames"]["corrupt"] == 2 and summary["frames"]["read"] == 10
+    assert list(summary["frames"]["corrupt_reasons"].values()) == [2]
+    assert "data has" in next(iter(summary["frames"]["corrupt_reasons"]))
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording")
+    good = tmp_path / "good"
+    write_recording(good, "mcap", frames=3, goals=[(0.0, "the red cup")])
+    odd = tmp_path / "odd"
+    write_recording(odd, "sqlite3", frames=3)
+    metadata = odd / "metadata.yaml"
+    metadata.write_text(metadata.read_text().replace("storage_identifier: sqlite3", "storage_identifier: parquet"))
+    truncated = tmp_path / "truncated.mcap"
+    data = next(good.glob("*.mcap")).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    no_images = tmp_path / "no_images"
+    write_recording(no_images, "mcap", frames=0, goals=[(0.0, "the red cup")])
+    return {
+        "missing": ([str(tmp_path / "nowhere")], "no such file or folder"),
+        "not a recording": ([str(text)], "not a recording"),
+        "unknown storage": ([str(odd), "--goal", "cup"], "cannot read it"),
+        "truncated": ([str(truncated), "--goal", "cup"], "cannot read it"),
+        "no frames": ([str(no_images)], "the image topic /camera/image has no frames"),
+        "no image topic": ([str(good), "--image-topic", "/nothing"], "no topic '/nothing'"),
+        "wrong type": ([str(good), "--image-topic", "/segzero/goal"], "is std_msgs/msg/String, not an image"),
+        "no goals": ([str(odd.parent / "good"), "--goal-topic", "/nothing"], "no std_msgs/msg/String topic"),
+    }
+
+
+def test_bad_recordings_are_one_line_errors(tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys):
+    for case, (args, reason) in _bad_inputs(tmp_path).items():
+        code = main(["-q", "replay", *args, "--out", str(tmp_path / "out" / case.replace(" ", "_")), "--tiny"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, (case, err)
+        assert len(err) == 1 and err[0].startswith("segzero replay: ") and reason in err[0], (case, err)
+        assert args[0] in err[0] or str(Path(args[0])) in err[0], (case, err)
+
+
+# --- the schedule, without models -------------------------------------------------------------------------------
+
+
+class Jobs:
+    """Goal jobs last ``goal_s``, tracking jobs ``track_s`` (a track is on after the first goal)."""
+
+    def __init__(self, goal_s: float, track_s: float) -> None:
+        self.goal_s, self.track_s = goal_s, track_s
+        self.log: list[tuple] = []
+        self.tracking = False
+
+    def run_goal(self, goal, frame, start):
+        self.log.append(("goal", goal.id, frame, start))
+        self.tracking = True
+        return self.goal_s
+
+    def track(self, frame, start):
+        if not self.tracking:
+            return None
+        self.log.append(("track", frame, start))
+        return self.track_s, []
+
+    def fail(self, goal, reason, t):
+        self.log.append(("fail", goal.id, reason))
+
+
+def frames(n: int, dt: float = 0.1):
+    return [FrameEvent(k * dt, k) for k in range(n)]
+
+
+def test_schedule_all_frames_uses_every_frame_and_the_newest_frame_for_a_goal():
+    jobs = Jobs(goal_s=0.25, track_s=0.05)
+    stats = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail).run(frames(10), [GoalEvent(0.35, Goal("x", id="g"))])
+    assert jobs.log[0] == ("goal", "g", 3, 0.35)  # the frame at 0.3 s
+    assert [entry[1] for entry in jobs.log[1:]] == [4, 5, 6, 7, 8, 9]
+    assert (stats.frames_skipped, stats.frames_idle, stats.frames_tracked) == (0, 4, 6)
+
+
+def test_schedule_realtime_skips_frames_while_busy():
+    jobs = Jobs(goal_s=0.3, track_s=0.05)
+    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True)
+    stats = schedule.run(frames(10), [GoalEvent(0.35, Goal("x", id="g"))])
+    # Busy from 0.35 to 0.65: frames 4, 5 and 6 arrive meanwhile; at 0.65 the newest is 6, tracked then.
+    assert jobs.log[1] == ("track", 6, pytest.approx(0.65))
+    assert stats.frames_skipped == 2 and stats.frames_tracked == 4
+
+
+def test_schedule_answers_goals_that_find_no_frame_or_are_superseded():
+    jobs = Jobs(goal_s=1.0, track_s=0.0)
+    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True, max_pending_goals=2)
+    goals = [GoalEvent(0.0, Goal("x", id="early"))] + [GoalEvent(7.0, Goal("x", id=f"b{k}")) for k in range(4)]
+    stats = schedule.run([FrameEvent(6.0, "late frame"), FrameEvent(7.5, "f2")], goals)
+    fails = {entry[1]: entry[2] for entry in jobs.log if entry[0] == "fail"}
+    assert fails["early"] == "no image received within 5 s"  # the first frame came 6 s after it
+    # b0 starts at once (the worker is free); of b1..b3 queued behind it, the oldest beyond two is superseded.
+    assert set(fails) == {"early", "b1"} and "superseded" in fails["b1"]
+    assert [entry[1:] for entry in jobs.log if entry[0] == "goal"] == [
+        ("b0", "late frame", 7.0),
+        ("b2", "f2", 8.0),
+        ("b3", "f2", 9.0),
+    ]
+    assert stats.goals == 5 and stats.goals_superseded == 1 and stats.goals_without_image == 1
