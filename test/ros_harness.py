@@ -181,6 +181,15 @@ class Probe:
         log = f"\nnode log:\n{node.log()[-4000:]}" if node is not None else ""
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{log}")
 
+    def wait_for_node(self, node: NodeProcess, timeout: float) -> None:
+        """Until the segzero node (active) subscribes to this probe's goals and images."""
+        self.wait_for(
+            lambda: self.goal_pub.get_subscription_count() > 0 and self.image_pub.get_subscription_count() > 0,
+            timeout,
+            "the node to activate",
+            node,
+        )
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()

@@ -44,12 +44,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     )
     probe = Probe()
     try:
-        probe.wait_for(
-            lambda: probe.goal_pub.get_subscription_count() > 0 and probe.image_pub.get_subscription_count() > 0,
-            START_TIMEOUT,
-            "the node to activate",
-            node,
-        )
+        probe.wait_for_node(node, START_TIMEOUT)
         yield probe, node
     finally:
         probe.close()

@@ -39,12 +39,7 @@ TIMEOUT = 120.0
 def start_node(log_path, **params) -> tuple[Probe, NodeProcess]:
     node = NodeProcess(log_path, {**NODE_PARAMS, **params}, command=HOOKED_NODE)
     probe = Probe()
-    probe.wait_for(
-        lambda: probe.goal_pub.get_subscription_count() > 0 and probe.image_pub.get_subscription_count() > 0,
-        START_TIMEOUT,
-        "the node to activate",
-        node,
-    )
+    probe.wait_for_node(node, START_TIMEOUT)
     return probe, node
 
 

@@ -44,6 +44,18 @@ def _uses_tiny(values: dict) -> bool:
     return TINY in (values["reasoner.model"], values["segmenter.model"])
 
 
+def _run_goal(args: argparse.Namespace, rgb: np.ndarray):
+    """The models the options name, built, run once on ``rgb`` for ``args.goal``, released; (result, values)."""
+    from segzero_ros import build
+
+    values = build.values_from_args(args)
+    pipeline = build.build_pipeline(values)
+    try:
+        return pipeline.run(rgb, args.goal), values
+    finally:
+        pipeline.close()
+
+
 def _save_result(result, rgb: np.ndarray, out: Path | None, as_json: bool) -> int:
     from segzero_ros.overlay import draw_overlay
 
@@ -65,15 +77,8 @@ def _save_result(result, rgb: np.ndarray, out: Path | None, as_json: bool) -> in
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from segzero_ros import build
-
     rgb = _read_image(args.image)
-    values = build.values_from_args(args)
-    pipeline = build.build_pipeline(values)
-    try:
-        result = pipeline.run(rgb, args.goal)
-    finally:
-        pipeline.close()
+    result, values = _run_goal(args, rgb)
     code = _save_result(result, rgb, Path(args.out) if args.out else None, args.json)
     if _uses_tiny(values):
         print(TINY_NOTE, file=sys.stderr)
@@ -128,7 +133,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from segzero_ros import build
     from segzero_ros.scenes import demo_scene
 
     out = Path(args.out)
@@ -139,12 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         LOG.info("building or loading the tiny offline models (first run: a few minutes)")
     if args.node:
         return _demo_through_node(args, rgb, out)
-    values = build.values_from_args(args)
-    pipeline = build.build_pipeline(values)
-    try:
-        result = pipeline.run(rgb, args.goal)
-    finally:
-        pipeline.close()
+    result, values = _run_goal(args, rgb)
     code = _save_result(result, rgb, out, args.json)
     if _uses_tiny(values):
         print(TINY_NOTE, file=sys.stderr)

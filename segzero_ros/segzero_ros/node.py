@@ -110,13 +110,13 @@ class SegZeroNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self.values()
         self._state = "loading"
-        models = build.resolve(build.given_in(values), values["preset"])
-        self.get_logger().info(
-            f"loading models: reasoner {models['reasoner.model']} ({models['reasoner.backend']}), SAM2 "
-            f"{models['segmenter.model']} ({models['segmenter.backend']})"
-            + (" — the tiny ones are built on first use (minutes)" if build.TINY in models.values() else "")
-        )
         try:
+            models = build.resolve(build.given_in(values), values["preset"])
+            self.get_logger().info(
+                f"loading models: reasoner {models['reasoner.model']} ({models['reasoner.backend']}), SAM2 "
+                f"{models['segmenter.model']} ({models['segmenter.backend']})"
+                + (" — the tiny ones are built on first use (minutes)" if build.TINY in models.values() else "")
+            )
             self.pipeline = build.build_pipeline(models, values["max_goal_chars"])
         except Exception as exc:
             self._state, self._error = "error", f"model loading failed: {exc}"
