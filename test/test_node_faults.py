@@ -179,6 +179,26 @@ def test_bursts_of_action_goals_are_all_answered(ros, action_client):
     assert "callback failed" not in node.log(), node.log()[-3000:]
 
 
+def test_a_burst_from_a_client_with_rclpys_default_queues_is_answered_in_full(ros):
+    """rclpy's default action QoS keeps 10 requests; the node's deep queues still take and answer all 20."""
+    from rclpy.action import ActionClient
+    from segzero_interfaces.action import Segment
+
+    probe, node = ros
+    client = ActionClient(probe.node, Segment, "segment")
+    try:
+        assert client.wait_for_server(timeout_sec=30)
+        image = make_frame(64, 48)
+        sent = [client.send_goal_async(Segment.Goal(goal="the red cup", image=image)) for _ in range(20)]
+        deadline = time.monotonic() + TIMEOUT
+        probe.wait_for(lambda: all(f.done() for f in sent), TIMEOUT, "20 acceptance responses", node)
+        results = [f.result().get_result_async() for f in sent]
+        probe.wait_for(lambda: all(r.done() for r in results), max(deadline - time.monotonic(), 1), "20 results", node)
+        assert all(f.result().accepted for f in sent)
+    finally:
+        client.destroy()
+
+
 def _lifecycle(probe, transition_id):
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
