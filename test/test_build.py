@@ -215,3 +215,18 @@ def test_only_the_ros_side_imports_ros():
             imported -= {"sensor_msgs"}
         if imported & {"rclpy", "sensor_msgs", "std_msgs", "segzero_interfaces", "diagnostic_msgs"}:
             assert name in ros_side or name.startswith("segzero_ros.ros."), f"{name} imports ROS"
+
+
+def test_a_transport_profile_that_does_not_exist_is_one_line():
+    env = {"SEGZERO_FASTDDS_PROFILE": "/nowhere/profile.xml", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    done = subprocess.run(
+        [sys.executable, "-m", "segzero_ros.cli", "-q", "camera", "--seconds", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3
+    assert done.stderr.strip() == "segzero camera: SEGZERO_FASTDDS_PROFILE=/nowhere/profile.xml: no such file " + (
+        "(a path, 'auto' or 'none')"
+    )

@@ -270,21 +270,8 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     return 0 if args.tiny or answer.result.get("status") == "ok" else 1
 
 
-def _ros_ready() -> None:
-    """Transport settings of a ROS command's own process (before rclpy starts), as the nodes apply them."""
-    import os
-
-    from segzero_ros.ros import transport
-
-    try:
-        transport.apply_defaults(os.environ)
-    except transport.TransportConfigError as exc:
-        raise SystemExit(f"segzero: {exc}") from None
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
-    _ros_ready()
     from segzero_ros.client import SegmentClient, result_summary
     from segzero_ros.image_codec import image_to_numpy
 
@@ -346,7 +333,6 @@ def _readable(summary: dict) -> str:
 
 def cmd_camera(args: argparse.Namespace) -> int:
     """An image file (or the demo scene) published as a camera stream, until Ctrl-C or ``--seconds``."""
-    _ros_ready()
     from segzero_ros.client import stream_image
     from segzero_ros.scenes import demo_scene
 
@@ -575,11 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("segzero", "segzero_ros", "training"):
         logging.getLogger(name).setLevel(logging.WARNING if args.quiet else logging.INFO)
     from segzero_ros.build import ModelLoadError
+    from segzero_ros.ros.transport import TransportConfigError
     from segzero_ros.segmenter.base import BackendUnavailable
 
     try:
         return int(args.func(args) or 0)
-    except (ModelLoadError, BackendUnavailable) as exc:
+    except (ModelLoadError, BackendUnavailable, TransportConfigError) as exc:
         print(f"segzero {args.command}: {exc}", file=sys.stderr)
         return 3
 

@@ -26,7 +26,11 @@ from segzero_ros.ros import transport
 
 
 class ManagedProcessNode(Protocol):
-    """What ``run`` needs of a node beyond ``rclpy.node.Node``."""
+    """What ``run`` needs of a node (an ``rclpy.node.Node``) beyond rclpy's own."""
+
+    def get_logger(self) -> Any: ...
+
+    def destroy_node(self) -> None: ...
 
     def start(self) -> None:
         """Bring the node up (e.g. configure and activate it)."""
@@ -74,7 +78,7 @@ def describe_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
-def run(make_node: Callable[[], Any], argv: list[str] | None = None) -> NoReturn:
+def run(make_node: Callable[[], ManagedProcessNode], argv: list[str] | None = None) -> NoReturn:
     """Console-script body: start the node, spin until a signal, finish it, exit 0."""
     try:
         transport_note = transport.apply_defaults(os.environ)
@@ -102,7 +106,8 @@ def run(make_node: Callable[[], Any], argv: list[str] | None = None) -> NoReturn
             node.finish(spin)
         except Exception as exc:  # the process still ends cleanly; what went wrong is in the log
             node.get_logger().error(f"shutdown incomplete: {describe_exception(exc)}")
-        node.get_logger().info(f"shut down in {time.monotonic() - start:.1f} s")
+        ignored = f" ({stop.ignored} further signal(s) ignored)" if stop.ignored else ""
+        node.get_logger().info(f"shut down in {time.monotonic() - start:.1f} s{ignored}")
     finally:
         executor.remove_node(node)
         node.destroy_node()

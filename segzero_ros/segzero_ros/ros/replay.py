@@ -200,7 +200,8 @@ class Replay:
         from segzero_ros.overlay import draw_overlay
 
         times = [self.seconds(t) for _, _, t, _ in bag.messages([topic])]
-        fps = 1.0 / statistics.median(np.diff(times)) if len(times) > 1 else 10.0
+        interval = float(statistics.median(np.diff(times))) if len(times) > 1 else 0.0
+        fps = 1.0 / interval if interval > 0 else 10.0  # the camera's rate (10 Hz when it cannot be told)
         writer, written, shown, k = None, 0, {}, 0
         for _, msgtype, t_ns, raw in bag.messages([topic]):
             frame, t = decode_frame(bag, raw, msgtype), self.seconds(t_ns)
