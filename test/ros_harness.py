@@ -157,6 +157,21 @@ class Probe:
             for value in [*self.received.values(), *self.arrived.values()]:
                 value.clear()
 
+    def diagnostic(self, key: str) -> str | None:
+        """The newest value of ``key`` in the node's ``/diagnostics`` received so far."""
+        for array in reversed(self.take("diagnostics")):
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if key in values:
+                    return values[key]
+        return None
+
+    def fresh_diagnostic(self, key: str, node: NodeProcess | None = None, timeout: float = 30.0) -> str:
+        """``key`` from a ``/diagnostics`` message that arrives after this call (what came before is forgotten)."""
+        self.clear()
+        self.wait_for(lambda: self.diagnostic(key) is not None, timeout, f"diagnostics with {key}", node)
+        return self.diagnostic(key)
+
     def send_goal(self, text: str) -> None:
         from std_msgs.msg import String
 

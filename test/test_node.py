@@ -83,9 +83,9 @@ def send_goal(probe, goal_id, text="the red cup", **fields):
 
 def goal_on_frame(probe, frame, goal_id, node, text="the red cup"):
     """Publish ``frame`` until the node's diagnostics count it, send the goal, serve the frame until the result."""
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
-    before = int(_diagnostics_value(probe, "frames_received"))
-    serve_frames_until(probe, frame, lambda: int(_diagnostics_value(probe, "frames_received")) > before, node, "frame")
+    probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 60, "diagnostics", node)
+    before = int(probe.diagnostic("frames_received"))
+    serve_frames_until(probe, frame, lambda: int(probe.diagnostic("frames_received")) > before, node, "frame")
     send_goal(probe, goal_id, text)
     serve_frames_until(probe, frame, lambda: any(r["id"] == goal_id for r in probe.results()), node, goal_id)
     return result_for(probe, goal_id, node)
@@ -212,12 +212,9 @@ def test_segzero_camera_streams_the_demo_scene_to_the_node(ros):
     from segzero_ros import cli
 
     probe, node = ros
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
-    probe.clear()
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
-    before = int(_diagnostics_value(probe, "frames_received"))
+    before = int(probe.fresh_diagnostic("frames_received", node, 60))
     assert cli.main(["-q", "camera", "--seconds", "2", "--rate", "5", "--frame-id", "still"]) == 0
-    probe.wait_for(lambda: int(_diagnostics_value(probe, "frames_received")) >= before + 5, 30, "the frames", node)
+    probe.wait_for(lambda: int(probe.diagnostic("frames_received")) >= before + 5, 30, "the frames", node)
 
 
 def test_segzero_ask_without_a_node_says_so(ros, capsys):
@@ -249,25 +246,13 @@ def _bad_frames():
     return cases
 
 
-def _diagnostics_value(probe, key):
-    for array in reversed(probe.take("diagnostics")):
-        for status in array.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if key in values:
-                return values[key]
-    return None
-
-
 def test_bad_frames_are_dropped_and_the_node_keeps_serving(ros):
     probe, node = ros
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_dropped") is not None, 30, "diagnostics", node)
-    probe.clear()
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_dropped") is not None, 30, "diagnostics", node)
-    before = int(_diagnostics_value(probe, "frames_dropped"))
+    before = int(probe.fresh_diagnostic("frames_dropped", node))
     for msg in _bad_frames().values():
         probe.send_frame(msg)
         time.sleep(0.1)
-    probe.wait_for(lambda: int(_diagnostics_value(probe, "frames_dropped")) >= before + 5, 30, "5 drops", node)
+    probe.wait_for(lambda: int(probe.diagnostic("frames_dropped")) >= before + 5, 30, "5 drops", node)
     log = node.log()
     for reason in ("unsupported encoding", "data has", "step 10 <", "empty image", "exceeds the 8192"):
         assert reason in log, reason
@@ -398,9 +383,9 @@ def test_action_segments_an_explicit_image_with_its_header(ros, segment_client):
 def test_action_without_an_image_uses_the_newest_camera_frame(ros, segment_client):
     probe, node = ros
     frame = make_frame(400, 300, sec=5151, frame_id="head_camera")
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 60, "diagnostics", node)
-    before = int(_diagnostics_value(probe, "frames_received"))
-    serve_frames_until(probe, frame, lambda: int(_diagnostics_value(probe, "frames_received")) > before, node, "frame")
+    probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 60, "diagnostics", node)
+    before = int(probe.diagnostic("frames_received"))
+    serve_frames_until(probe, frame, lambda: int(probe.diagnostic("frames_received")) > before, node, "frame")
     result = segment_client.segment("the red cup", timeout=GOAL_TIMEOUT)
     assert result.status == "ok", result.error
     assert (result.header.stamp.sec, result.header.frame_id) == (5151, "head_camera")

@@ -13,7 +13,6 @@ from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
 from test_node import (
     START_TIMEOUT,
     _call,
-    _diagnostics_value,
     make_frame,
     result_for,
     send_goal,
@@ -96,7 +95,7 @@ def test_yuv_and_bayer_cameras_are_read(ros, encoding):
     msg = Image(height=240, width=320, encoding=encoding, step=320 * channels, data=data.tobytes())
     msg.header.stamp.sec = 31
     goal_id = f"camera-{encoding}"
-    serve_frames_until(probe, msg, lambda: _diagnostics_value(probe, "frame_age_s") not in (None, ""), node, "frame")
+    serve_frames_until(probe, msg, lambda: probe.diagnostic("frame_age_s") not in (None, ""), node, "frame")
     send_goal(probe, goal_id)
     serve_frames_until(probe, msg, lambda: answered(probe, [goal_id]), node, goal_id)
     result = result_for(probe, goal_id, node)
@@ -140,12 +139,12 @@ def test_a_silent_camera_fails_the_goal_with_the_frame_age(ros):
     probe.clear()
     assert set_param(probe, "image_max_age_s", 1.0).successful
     try:
-        serve_frames_until(probe, make_frame(), lambda: _diagnostics_value(probe, "frame_age_s") is not None, node, "f")
+        serve_frames_until(probe, make_frame(), lambda: probe.diagnostic("frame_age_s") is not None, node, "f")
         time.sleep(1.5)  # the camera stops
         send_goal(probe, "stale")
         result = result_for(probe, "stale", node)
         assert result["error"].startswith("camera silent for ") and "image_max_age_s = 1 s" in result["error"]
-        age = float(_diagnostics_value(probe, "frame_age_s"))
+        age = float(probe.diagnostic("frame_age_s"))
         assert age > 1.0
     finally:
         assert set_param(probe, "image_max_age_s", 0.0).successful

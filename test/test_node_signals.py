@@ -8,7 +8,7 @@ import time
 
 import pytest
 from ros_harness import isolate_ros_domain
-from test_node import _diagnostics_value, make_frame, send_goal, serve_frames_until
+from test_node import make_frame, send_goal, serve_frames_until
 from test_node_faults import TIMEOUT, answered, start_node
 
 pytestmark = pytest.mark.ros
@@ -27,9 +27,9 @@ def test_a_stop_signal_answers_every_goal_before_the_process_ends(tmp_path, tiny
     try:
         assert client.wait_for_server(60)
         frame = make_frame(64, 48)
-        serve_frames_until(probe, frame, lambda: _diagnostics_value(probe, "frame_age_s") is not None, node, "frame")
+        serve_frames_until(probe, frame, lambda: probe.diagnostic("frame_age_s") is not None, node, "frame")
         send_goal(probe, "running", "slow:4 the red cup")
-        probe.wait_for(lambda: _diagnostics_value(probe, "state") == "busy", 10, "the slow goal to run", node)
+        probe.wait_for(lambda: probe.diagnostic("state") == "busy", 10, "the slow goal to run", node)
         ids = [f"pending-{i}" for i in range(3)]
         for goal_id in ids:
             send_goal(probe, goal_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ros_harness import ROOT, NodeProcess, Probe, camera_published, isolate_ros_domain, start_camera
-from test_node import START_TIMEOUT, _diagnostics_value, result_for, send_goal
+from test_node import START_TIMEOUT, result_for, send_goal
 
 from segzero_ros.ros import transport
 from segzero_ros.stream_health import OK, WARN, StreamHealth
@@ -119,7 +119,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     probe = Probe(publishes_images=False)  # the cameras below are the topic's only publishers
     try:
         probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node", node)
-        probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 30, "diagnostics", node)
+        probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 30, "diagnostics", node)
         yield probe, node
     finally:
         probe.close()
@@ -129,9 +129,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
 
 def frames_received(probe, node) -> int:
     """The node's count, read from a diagnostics message newer than now."""
-    probe.clear()
-    probe.wait_for(lambda: _diagnostics_value(probe, "frames_received") is not None, 10, "diagnostics", node)
-    return int(_diagnostics_value(probe, "frames_received"))
+    return int(probe.fresh_diagnostic("frames_received", node, 10))
 
 
 def test_node_log_names_the_transport_profile(ros):
@@ -148,7 +146,7 @@ def test_720p_camera_at_30_hz_reaches_the_node(ros, qos):
     received = frames_received(probe, node) - before
     assert received >= 0.9 * sent, f"{received} of {sent} frames ({qos} camera, shipped profile)"
     assert "no frame arrived" not in node.log() and "lost in transport" not in node.log()
-    assert float(_diagnostics_value(probe, "frame_latency_p50_ms")) < 1000  # stamps are this machine's clock
+    assert float(probe.diagnostic("frame_latency_p50_ms")) < 1000  # stamps are this machine's clock
 
 
 def test_720p_mask_reaches_a_best_effort_subscriber_in_another_process(ros):
@@ -161,7 +159,7 @@ def test_720p_mask_reaches_a_best_effort_subscriber_in_another_process(ros):
     stream = start_camera(8.0, "best_effort", profile=True)
     try:
         probe.clear()
-        probe.wait_for(lambda: float(_diagnostics_value(probe, "image_rate_hz") or 0) > 10, 20, "camera", node)
+        probe.wait_for(lambda: float(probe.diagnostic("image_rate_hz") or 0) > 10, 20, "camera", node)
         send_goal(probe, "mask-720p")
         assert result_for(probe, "mask-720p", node)["status"] == "ok"
         probe.wait_for(lambda: masks, 10, "a mask on a best-effort subscription", node)
@@ -173,7 +171,7 @@ def test_720p_mask_reaches_a_best_effort_subscriber_in_another_process(ros):
 
 def test_camera_without_the_profile_gets_a_warning_that_names_the_fix(ros):
     probe, node = ros
-    idle = lambda: _diagnostics_value(probe, "image_rate_hz") == "0.0"  # noqa: E731 - earlier cameras' frames gone
+    idle = lambda: probe.diagnostic("image_rate_hz") == "0.0"  # noqa: E731 - earlier cameras' frames gone
     probe.wait_for(idle, 15, "an idle image topic", node)
     stream = start_camera(12.0, "best_effort", profile=False)
     try:
