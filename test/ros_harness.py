@@ -15,6 +15,33 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_PROFILE = ROOT / "segzero_ros" / "config" / "fastdds_shm.xml"
+# What a node's log shows only when something went wrong inside it (a defect, unless a test injected it).
+FAULT_MARKERS = (
+    "Traceback (most recent call last)",
+    "idle-frame work failed",
+    "worker failed on goal",
+    "worker request failed",
+    "publishing the result of goal",
+    "a callback failed",
+    "shutdown incomplete",
+)
+
+
+def log_faults(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    """The fault entries of a node log (a marker line and what follows up to the next ``[LEVEL]`` log line), less
+    those that mention one of the ``allowed`` strings (faults a test injects on purpose)."""
+    faults, block = [], None
+    for line in text.splitlines():
+        if block is not None and line.startswith("["):
+            faults.append("\n".join(block))
+            block = None
+        if block is None and any(marker in line for marker in FAULT_MARKERS):
+            block = []
+        if block is not None:
+            block.append(line)
+    if block is not None:
+        faults.append("\n".join(block))
+    return [f for f in faults if not any(a in f for a in allowed)]
 
 
 def isolate_ros_domain() -> None:
@@ -33,7 +60,9 @@ class NodeProcess:
         params: dict[str, Any],
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        allowed_faults: tuple[str, ...] = (),
     ) -> None:
+        self.allowed_faults = allowed_faults
         args = [*(command or [sys.executable, "-m", "segzero_ros.node"]), "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
@@ -64,8 +93,12 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """Ctrl-C, as a user would; returns the exit code."""
+    def faults(self) -> list[str]:
+        """Tracebacks and worker failures in the log so far, less the ones the test injected (``allowed_faults``)."""
+        return log_faults(self.log(), self.allowed_faults)
+
+    def stop(self, timeout: float = 30.0, check_log: bool = True) -> int:
+        """Ctrl-C, as a user would; returns the exit code. Fails when the log shows a fault nobody injected."""
         if self.alive():
             self.proc.send_signal(2)
             try:
@@ -74,6 +107,8 @@ class NodeProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        faults = self.faults() if check_log else []
+        assert not faults, f"the node's log ({self.log_path}) shows {len(faults)} fault(s):\n" + "\n".join(faults)
         return self.proc.returncode
 
 

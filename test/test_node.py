@@ -41,6 +41,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
             "tracking.enabled": False,  # tracking has its own tests (test_tracking_node.py)
         },
         command=HOOKED_NODE,
+        allowed_faults=("fault injected for testing",),  # test_pipeline_exception_is_an_error_result_...
     )
     probe = Probe()
     try:

@@ -3,11 +3,13 @@ owes, topic and action, before its context goes, and exits 0 without a traceback
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from pathlib import Path
 
 import pytest
-from ros_harness import isolate_ros_domain
+from ros_harness import NodeProcess, isolate_ros_domain
 from test_node import make_frame, send_goal, serve_frames_until
 from test_node_faults import TIMEOUT, answered, start_node
 
@@ -58,3 +60,43 @@ def test_a_stop_signal_answers_every_goal_before_the_process_ends(tmp_path, tiny
         probe.close()
         node.stop()
         rclpy.try_shutdown()
+
+
+def shm_bytes() -> int:
+    """Bytes of Fast DDS files in /dev/shm (segments, ports and their locks)."""
+    total = 0
+    for path in Path("/dev/shm").glob("*fastdds*"):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            total += path.stat().st_size
+    return total
+
+
+def test_killed_and_stopped_nodes_leave_no_shared_memory_behind(tmp_path, tiny_fitted_reasoner_dir):
+    """SIGKILL leaves a node's Fast DDS segment behind; the next node reclaims it, SIGTERM releases its own."""
+    from segzero_ros.ros.shared_memory import reclaim_stale
+
+    isolate_ros_domain()
+    reclaim_stale()  # what earlier runs left
+    baseline = shm_bytes()
+    running, previous = [], None
+    for k, signum in enumerate([signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM]):
+        node = NodeProcess(tmp_path / f"node{k}.log", {"preset": "tiny", "tracking.enabled": False})
+        try:
+            deadline = time.monotonic() + 600
+            while "active: waiting for images" not in node.log():
+                assert node.alive() and time.monotonic() < deadline, node.log()[-3000:]
+                time.sleep(0.1)
+            running.append(shm_bytes() - baseline)
+            if previous == signal.SIGKILL:
+                assert "reclaimed 2 Fast DDS shared-memory segment(s)" in node.log(), node.log()[-3000:]
+            previous = signum
+            node.proc.send_signal(signum)
+            node.proc.wait(60)
+        finally:
+            if node.alive():
+                node.proc.kill()
+        node.stop(check_log=signum != signal.SIGKILL)
+        if signum == signal.SIGTERM:
+            assert shm_bytes() == baseline  # a stopped node releases what it had
+    assert running[0] > 30 * 2**20  # one node: the shipped profile's 32 MB segment and the rest
+    assert max(running) - min(running) < 2**20, running  # no growth with each kill

@@ -4,6 +4,10 @@ tiny models; the output read back with an independent reader (the ``mcap`` libra
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -220,3 +224,51 @@ def test_schedule_answers_goals_that_find_no_frame_or_are_superseded():
         ("b3", "f2", 9.0),
     ]
     assert stats.goals == 5 and stats.goals_superseded == 1 and stats.goals_without_image == 1
+
+
+def test_schedule_answers_refused_goals_at_intake_without_running_them():
+    """As the node: a refused goal is answered when it arrives, even while a job runs, and runs nothing."""
+    jobs = Jobs(goal_s=1.0, track_s=0.1)
+    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True)
+    refused = Goal("", id="refused", error="empty goal")
+    stats = schedule.run(frames(20), [GoalEvent(0.0, Goal("x", id="g")), GoalEvent(0.5, refused)])
+    assert ("fail", "refused", "empty goal") in jobs.log and [e[1] for e in jobs.log if e[0] == "goal"] == ["g"]
+    assert jobs.log.index(("fail", "refused", "empty goal")) == 1  # answered at 0.5 s, while the goal ran
+    assert stats.frames_tracked > 0 and stats.goals_superseded == 0
+
+
+def test_schedule_stops_when_asked_and_says_what_was_left():
+    jobs = Jobs(goal_s=0.0, track_s=0.0)
+    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail)
+    goals = [GoalEvent(0.0, Goal("x", id="a")), GoalEvent(5.0, Goal("x", id="b"))]
+    stats = schedule.run(frames(100), goals, stop=lambda: len(jobs.log) >= 10)
+    assert stats.stopped and len(jobs.log) == 10 and stats.goals == 1  # goal b (at 5 s) never came
+    assert (stats.frames_read, stats.frames_tracked) == (11, 9)  # frame 10 arrived; its step never ran
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_replay_keeps_a_readable_recording_of_what_it_did(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, signum, code
+):
+    """Ctrl-C (or SIGTERM) on the command: it stops after the frame in progress, closes the MCAP, says so."""
+    bag = tmp_path / "long"
+    write_recording(bag, "mcap", frames=1500, rate_hz=30.0, size=(96, 72), goals=[(0.0, "the red cup")])
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("segzero")), "replay", str(bag), "--out", str(out), "--tiny"]
+    replaying = subprocess.Popen([*command, *KEEP_TRACKING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "replay").exists():  # the models are loaded: frames are being replayed
+        assert replaying.poll() is None and time.monotonic() < deadline, replaying.communicate()
+        time.sleep(0.1)
+    time.sleep(2.0)
+    replaying.send_signal(signum)
+    _, err = replaying.communicate(timeout=120)
+    assert replaying.returncode == code, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("segzero")]
+    assert "Traceback" not in err and lines[-1].startswith(f"segzero replay: stopped by {signal.Signals(signum).name}")
+    summary = json.loads((out / "summary.json").read_text())
+    processed = summary["frames"]["processed"]
+    assert summary["interrupted"] is True and 0 < processed < 1500, summary["frames"]
+    assert (out / "replay" / "metadata.yaml").exists()
+    topics = read_back(summary["output"])  # the file's summary section is there: an independent reader takes it
+    assert len(topics["/mask"]) == processed and [json.loads(m.data)["status"] for _, m in topics["/result"]] == ["ok"]

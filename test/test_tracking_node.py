@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -134,3 +135,51 @@ def test_a_new_goal_replaces_the_track(ros):
     after = [json.loads(m.data) for m in probe.take("tracking_status")]
     last_first = max(i for i, s in enumerate(after) if s["id"] == "first")
     assert all(s["id"] == "second" for s in after[last_first + 1 :])  # nothing of the first goal after it ended
+
+
+def test_refused_goals_leave_the_running_track_alone(ros):
+    """40 refused goals at 20 Hz while a 15 Hz camera streams: each answered once, the track goes on untouched."""
+    probe, node = ros
+    goal_then_stream(probe, node, "keep", 700, 3)
+    probe.wait_for(lambda: statuses(probe, "keep"), 30, "tracking", node)
+    streaming = threading.Event()
+    streaming.set()
+
+    def camera():
+        sec = 704
+        while streaming.is_set():
+            probe.send_frame(make_frame(320, 240, sec=sec))
+            sec += 1
+            time.sleep(1 / 15)
+
+    bad = [
+        '{{"id": "{}", "text": ""}}',  # empty
+        '{{"id": "{}", "text": "the red cup"',  # malformed JSON
+        '{{"id": "{}", "text": "the red cup", "colour": "red"}}',  # unknown field
+        '{{"id": "{}", "text": "the red\\u0007 cup"}}',  # a control character
+    ]
+    ids = [f"refused-{k}" for k in range(40)]
+    thread = threading.Thread(target=camera, daemon=True)
+    thread.start()
+    try:
+        for k, goal_id in enumerate(ids):
+            probe.send_goal(bad[k % len(bad)].format(goal_id))
+            time.sleep(1 / 20)
+        probe.wait_for(lambda: {r["id"] for r in probe.results()} >= set(ids), 60, "every refused goal answered", node)
+        burst_end = max(s["stamp"]["sec"] for s in statuses(probe, "keep") if "stamp" in s)
+        probe.wait_for(
+            lambda: any(s.get("stamp", {}).get("sec", 0) > burst_end + 3 for s in statuses(probe, "keep")),
+            60,
+            "tracking after the burst",
+            node,
+        )
+    finally:
+        streaming.clear()
+        thread.join()
+    time.sleep(0.5)
+    answers = [r for r in probe.results() if r["id"] in set(ids)]
+    assert sorted(r["id"] for r in answers) == sorted(ids)  # each exactly once
+    assert all(r["status"] == "error" for r in answers)
+    kept = statuses(probe, "keep")
+    assert all(s["state"] == "tracking" for s in kept), [s for s in kept if s["state"] != "tracking"][:3]
+    assert node.faults() == []  # no tracking step failed while the goals were refused

@@ -128,7 +128,7 @@ def test_cancel_of_one_goal_leaves_the_others_queued(rec_worker):
     d1, d2 = Goal("cup", id="d1"), Goal("cup", id="d2")
     worker.submit(d1)
     worker.submit(d2)
-    assert worker.busy and not worker.is_running(d1)
+    assert worker.busy
     assert [g.id for g in worker.cancel(d1)] == ["d1"] and worker.pending_goals() == [d2]
     assert worker.cancel(Goal("cup", id="d1")) == []  # identity, not equal fields
     rec.gate.set()
@@ -211,8 +211,7 @@ def test_idle_frames_go_to_the_idle_callback_newest_only_and_never_before_goals(
         worker.offer_frame(frame(1))
         time.sleep(0.1)
         assert seen == []  # idle work is off until asked for
-        worker.idle_frames = True
-        worker.wake()
+        worker.call_soon(lambda: setattr(worker, "idle_frames", True))  # the worker thread owns the flag
         time.sleep(0.1)
         assert seen == [1]  # the callback holds the worker: frames 2..4 arrive meanwhile
         for tag in (2, 3, 4):
@@ -289,3 +288,64 @@ def test_no_image_error_names_why_frames_were_dropped():
         assert worker.stats.frames_dropped == 1
     finally:
         worker.stop()
+
+
+def test_only_goals_the_worker_ran_reach_after_goal_and_on_its_thread():
+    """Refused, superseded and cancelled goals are answered without touching what the worker thread owns."""
+    rec = Recorder()
+    after: list[tuple[str, str, bool]] = []
+    worker = GoalWorker(
+        rec.run,
+        rec.on_result,
+        max_pending_goals=1,
+        image_timeout_s=0.2,
+        after_goal=lambda g, f, r: after.append((g.id, threading.current_thread().name, r.ok)),
+    )
+    worker.start()
+    try:
+        worker.offer_frame(frame(1))
+        rec.gate.clear()  # hold the worker on the first goal
+        worker.submit(Goal("cup", id="ran"))
+        time.sleep(0.1)
+        worker.submit(goal_from_message("", 100).check(100))  # refused at intake
+        worker.submit(Goal("cup", id="superseded"))
+        worker.submit(Goal("cup", id="cancelled"))  # supersedes the one before
+        worker.cancel()
+        rec.gate.set()
+        rec.wait(4)
+        worker.max_frame_age_s = 0.01  # the only frame is stale now: the next goal runs and fails
+        worker.submit(Goal("cup", id="stale"))
+        rec.wait(5)
+        time.sleep(0.2)
+        errors = {g.id: r.error for g, _, r in rec.results}
+        assert errors["superseded"].startswith("superseded") and errors["cancelled"] == "cancelled"
+        assert errors["stale"].startswith("camera silent") and len(errors) == 5
+        assert [(goal_id, ok) for goal_id, _, ok in after] == [("ran", True), ("stale", False)]
+        assert {thread for _, thread, _ in after} == {"segzero-worker"}
+    finally:
+        worker.stop()
+
+
+def test_call_soon_runs_on_the_worker_thread_between_jobs_and_inline_when_stopped():
+    rec = Recorder()
+    worker = GoalWorker(rec.run, rec.on_result)
+    ran: list[tuple[int, str]] = []
+    worker.start()
+    try:
+        worker.offer_frame(frame(1))
+        rec.gate.clear()
+        worker.submit(Goal("cup", id="busy"))
+        time.sleep(0.1)
+        worker.call_soon(lambda: ran.append((len(rec.results), threading.current_thread().name)))
+        time.sleep(0.1)
+        assert ran == []  # the running job is never interrupted
+        rec.gate.set()
+        rec.wait(1)
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ran == [(1, "segzero-worker")]
+    finally:
+        worker.stop()
+    worker.call_soon(lambda: ran.append((-1, threading.current_thread().name)))
+    assert ran[-1] == (-1, threading.current_thread().name)

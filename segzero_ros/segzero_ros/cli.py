@@ -233,14 +233,14 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     import signal
     import subprocess
 
-    from segzero_ros.client import TopicClient
+    from segzero_ros.client import TopicClient, shutdown_rclpy
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this demo talks to itself only
     log_path = out / "node.log"
     command = [sys.executable, "-m", "segzero_ros.node", "--ros-args", *_node_params(args)]
     LOG.info("starting the node (log: %s): %s", log_path, " ".join(command[1:]))
-    with open(log_path, "w") as log:
-        node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:  # its own session: a Ctrl-C in this terminal reaches the node through us
+        node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = TopicClient()
     try:
         if not client.wait_for_node(args.node_timeout):
@@ -253,7 +253,8 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
         return 1
     finally:
         client.close()
-        node.send_signal(signal.SIGINT)
+        shutdown_rclpy()
+        node.send_signal(signal.SIGTERM)  # still importing, it ends at once; running, it shuts down cleanly
         try:
             node.wait(60)
         except subprocess.TimeoutExpired:
@@ -272,7 +273,7 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
-    from segzero_ros.client import SegmentClient, result_summary
+    from segzero_ros.client import SegmentClient, result_summary, shutdown_rclpy
     from segzero_ros.image_codec import image_to_numpy
 
     image = _read_image(args.image) if args.image else None
@@ -294,6 +295,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             return 2
     finally:
         client.close()
+        shutdown_rclpy()
     summary = result_summary(result)
     if args.out and result.mask.width:
         out = Path(args.out)
@@ -333,7 +335,7 @@ def _readable(summary: dict) -> str:
 
 def cmd_camera(args: argparse.Namespace) -> int:
     """An image file (or the demo scene) published as a camera stream, until Ctrl-C or ``--seconds``."""
-    from segzero_ros.client import stream_image
+    from segzero_ros.client import shutdown_rclpy, stream_image
     from segzero_ros.scenes import demo_scene
 
     rgb = _read_image(args.image) if args.image else demo_scene(1280, 720)[0]
@@ -345,7 +347,10 @@ def cmd_camera(args: argparse.Namespace) -> int:
         args.topic,
         args.rate,
     )
-    sent = stream_image(rgb, args.topic, args.rate, args.frame_id, args.seconds, args.namespace)
+    try:
+        sent = stream_image(rgb, args.topic, args.rate, args.frame_id, args.seconds, args.namespace)
+    finally:
+        shutdown_rclpy()
     LOG.info("sent %d frames", sent)
     return 0
 
@@ -373,16 +378,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
         video=Path(args.video) if args.video else None,
         namespace=args.namespace,
         progress=not (args.json or args.quiet),
+        stop=args.stop.event.is_set,
     )
     models = build.values_from_args(args)
+    args.stop.raises = False  # Ctrl-C stops after the frame in progress; the outputs so far are kept readable
     try:
         summary = Replay(options, models, build.parameter_values(args, NODE_PARAMETERS)).run()
     except BagError as exc:
         print(f"segzero replay: {exc}", file=sys.stderr)
         return 2
+    code = args.stop.exit_code if summary["interrupted"] else 0
+    if summary["interrupted"]:
+        print(
+            f"segzero replay: stopped by {args.stop.name} after {summary['frames']['processed']} processed frames; "
+            f'the outputs so far are in {args.out} (summary.json says "interrupted": true)',
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(summary))
-        return 0
+        return code
     frames = summary["frames"]
     print(
         f"{summary['bag']} ({summary['mode']}): {frames['read']} frames read, {frames['processed']} processed "
@@ -397,7 +411,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if summary["video"]:
         print(f"video: {summary['video']['path']} ({summary['video']['frames']} frames)")
     print(f"summary: {Path(args.out) / 'summary.json'}")
-    return 0
+    return code
 
 
 def training_module(name: str):
@@ -563,12 +577,17 @@ def main(argv: list[str] | None = None) -> int:
     from segzero_ros.build import ModelLoadError
     from segzero_ros.ros.transport import TransportConfigError
     from segzero_ros.segmenter.base import BackendUnavailable
+    from segzero_ros.stop_signals import StopSignals
 
-    try:
-        return int(args.func(args) or 0)
-    except (ModelLoadError, BackendUnavailable, TransportConfigError) as exc:
-        print(f"segzero {args.command}: {exc}", file=sys.stderr)
-        return 3
+    with StopSignals() as args.stop:
+        try:
+            return int(args.func(args) or 0)
+        except (ModelLoadError, BackendUnavailable, TransportConfigError) as exc:
+            print(f"segzero {args.command}: {exc}", file=sys.stderr)
+            return 3
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the command cleaned up on its way out
+            print(f"segzero {args.command}: stopped by {args.stop.name or 'SIGINT'}", file=sys.stderr)
+            return args.stop.exit_code
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -26,13 +27,62 @@ from segzero_ros.image_codec import image_to_numpy, numpy_to_image
 from segzero_ros.ros import transport
 from segzero_ros.ros.qos import ACTION_SERVICE_QOS, RELIABLE, RELIABLE_LATEST
 
+_started_rclpy = False  # whether init_rclpy started rclpy (then shutdown_rclpy ends it)
+
 
 def init_rclpy() -> None:
     """Start rclpy in this process, unless it runs already, with the transport settings the nodes use (the shipped
-    Fast DDS profile: this process publishes camera-sized images too, which need a large shared-memory segment)."""
+    Fast DDS profile: this process publishes camera-sized images too, which need a large shared-memory segment).
+
+    rclpy installs no signal handler here: Ctrl-C raises KeyboardInterrupt in the caller as in any Python program.
+    """
+    global _started_rclpy
     if not rclpy.ok():
         transport.apply_defaults(os.environ)
-        rclpy.init()
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        _started_rclpy = True
+
+
+def shutdown_rclpy() -> None:
+    """Shut rclpy down if ``init_rclpy`` started it (its DDS participant and shared-memory segment go with it); a
+    program that started rclpy itself keeps it. Close the clients first."""
+    global _started_rclpy
+    if _started_rclpy:
+        rclpy.try_shutdown()
+        _started_rclpy = False
+
+
+class _SpinningClient:
+    """A client node spun by its own executor thread; ``close`` (or leaving a ``with`` block) stops and joins it."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        init_rclpy()
+        self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
+        self._executor = SingleThreadedExecutor()
+        self._thread: threading.Thread | None = None
+
+    def _spin(self) -> None:
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, name="segzero-client", daemon=True)
+        self._thread.start()
+
+    def _stop_spinning(self) -> None:
+        """Stop the executor and wait for its thread to leave rclpy (exiting while it is inside aborts)."""
+        self._executor.shutdown()
+        if self._thread is not None:
+            self._thread.join(10.0)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node (rclpy keeps running: ``shutdown_rclpy`` ends it)."""
+        self._stop_spinning()
+        self.node.destroy_node()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -44,12 +94,11 @@ class TopicAnswer:
     overlay: np.ndarray | None = None
 
 
-class TopicClient:
+class TopicClient(_SpinningClient):
     """Publishes frames and goals to a ``segzero`` node and collects its answers (own executor thread)."""
 
     def __init__(self, namespace: str = "", name: str = "segzero_client") -> None:
-        init_rclpy()
-        self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
+        super().__init__(name, namespace)
         # Reliable: matches both image QoS settings of the node (sensor_data and reliable).
         self._image_pub = self.node.create_publisher(Image, "image", RELIABLE_LATEST)
         self._goal_pub = self.node.create_publisher(String, "goal", RELIABLE)
@@ -61,10 +110,7 @@ class TopicClient:
             self.node.create_subscription(Image, "mask", lambda m: self._on_image("mask", m), RELIABLE),
             self.node.create_subscription(Image, "overlay", lambda m: self._on_image("overlay", m), RELIABLE),
         ]
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self._spin()
 
     def _on_result(self, msg: String) -> None:
         try:
@@ -130,12 +176,8 @@ class TopicClient:
             time.sleep(0.05)
         return answer
 
-    def close(self) -> None:
-        self._executor.shutdown()
-        self.node.destroy_node()
 
-
-class SegmentClient:
+class SegmentClient(_SpinningClient):
     """One-shot requests to a ``segzero`` node through its ``segment`` action (own executor thread).
 
     ``SegmentClient().segment("the red cup", timeout=30)`` returns the node's ``SegmentationResult`` (status
@@ -147,9 +189,8 @@ class SegmentClient:
         from rclpy.action import ActionClient
         from segzero_interfaces.action import Segment
 
-        init_rclpy()
+        super().__init__(name, namespace)
         self._segment_type = Segment
-        self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
         self._client = ActionClient(
             self.node,
             Segment,
@@ -158,10 +199,7 @@ class SegmentClient:
             result_service_qos_profile=ACTION_SERVICE_QOS,
             cancel_service_qos_profile=ACTION_SERVICE_QOS,
         )
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self._spin()
         self.feedback: list[Any] = []  # every feedback message of the last goal (stage, partial reasoning)
 
     def wait_for_server(self, timeout: float) -> bool:
@@ -212,12 +250,13 @@ class SegmentClient:
         goal_id: str = "",
         omit_images: bool = False,
     ) -> Any:
-        """Send ``goal`` and wait for its result; on ``timeout`` the goal is cancelled and TimeoutError raised."""
+        """Send ``goal`` and wait for its result; on ``timeout`` (or Ctrl-C) the goal is cancelled on the node and
+        TimeoutError (KeyboardInterrupt) raised."""
         deadline = time.monotonic() + timeout
         handle = self.send(goal, image, multi, goal_id or uuid.uuid4().hex[:12], timeout, omit_images)
         try:
             return self.wait_future(handle.get_result_async(), deadline, "the result").result.result
-        except TimeoutError:
+        except (TimeoutError, KeyboardInterrupt):
             handle.cancel_goal_async()
             raise
 
@@ -231,8 +270,8 @@ class SegmentClient:
         return future.result()
 
     def close(self) -> None:
+        self._stop_spinning()
         self._client.destroy()
-        self._executor.shutdown()
         self.node.destroy_node()
 
 

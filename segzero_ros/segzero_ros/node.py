@@ -24,7 +24,7 @@ from segzero_ros.pipeline import Pipeline, Result
 from segzero_ros.ros import process, qos
 from segzero_ros.ros.diagnostics import diagnostic_array, level_of, worker_values
 from segzero_ros.ros.frame_intake import FrameIntake
-from segzero_ros.ros.messages import CANCELLED, segmentation_msg
+from segzero_ros.ros.messages import segmentation_msg
 from segzero_ros.ros.outputs import Outputs
 from segzero_ros.ros.params import declare
 from segzero_ros.ros.segment_action import SegmentAction
@@ -75,10 +75,10 @@ class SegZeroNode(LifecycleNode):
             self.pipeline.reasoner.update({name.removeprefix("reasoner."): value})
         elif self.pipeline is not None and name == "max_goal_chars":
             self.pipeline.max_goal_chars = int(value)
-        elif self.tracking is not None and name in ("tracking.min_score", "tracking.lost_frames"):
-            setattr(self.tracking.tracker, name.removeprefix("tracking."), value)
-        elif self.tracking is not None and name in ("tracking.every_n", "tracking.reacquire"):
-            setattr(self.tracking, name.removeprefix("tracking."), value)
+        elif self.tracking is not None and name.startswith("tracking."):
+            owner = self.tracking.tracker if name in ("tracking.min_score", "tracking.lost_frames") else self.tracking
+            # The tracking state belongs to the worker thread: the change is made there, between two steps.
+            self.worker.call_soon(lambda: setattr(owner, name.removeprefix("tracking."), value))
 
     # --- process (ros.process.run) ----------------------------------------------------------------
 
@@ -98,6 +98,15 @@ class SegZeroNode(LifecycleNode):
             self.trigger_shutdown()
         spin(2.0, lambda: self.action is None or not self.action.in_flight)
         spin(0.2, lambda: False)  # the action server's own result responses
+
+    def destroy_node(self) -> None:
+        """The action server and the lifecycle state machine too: rclpy's ``destroy_node`` leaves both, and each
+        keeps the DDS participant alive, whose shared-memory segment (35 MB) would then outlive the process."""
+        if self.action is not None:
+            self.action.destroy()
+            self.action = None
+        super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
 
     def callback_failed(self, exc: BaseException) -> None:
         """A callback raised: log it with its traceback, count it; the node keeps serving."""
@@ -142,6 +151,7 @@ class SegZeroNode(LifecycleNode):
             image_timeout_s=values["image_timeout_s"],
             on_idle_frame=self._track_frame,
             max_frame_age_s=values["image_max_age_s"],
+            after_goal=self._after_goal,
         )
         self._state, self._error = "ready", ""
         return super().on_configure(state)
@@ -223,7 +233,7 @@ class SegZeroNode(LifecycleNode):
         self.worker.submit(goal)
 
     def _on_cancel(self, _msg: Empty) -> None:
-        self._end_track("cancelled")
+        self.worker.call_soon(lambda: self._end_track("cancelled"))
         dropped = self.worker.cancel()
         self.get_logger().info(f"cancel: {len(dropped)} pending goal(s) dropped")
 
@@ -279,14 +289,13 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().info(summary)
         else:
             self.get_logger().warning(summary)
-        # Last: starting a track embeds the frame once more, which must not delay any answer above.
-        self._after_goal(goal, frame, result)
 
-    # --- tracking (tracking_loop; worker thread, between goals) --------------------------------------
+    # --- tracking (tracking_loop): owned by the worker thread; other threads hand it worker.call_soon ----
 
     def _after_goal(self, goal: Goal, frame: Frame | None, result: Result) -> None:
-        """A goal's answer ends the previous track; a successful one starts tracking its targets."""
-        if self.tracking is None or result.error == CANCELLED:
+        """After the answer of a goal the worker ran: it ends the previous track, and a successful one starts
+        tracking its targets (refused, superseded and cancelled goals never get here)."""
+        if self.tracking is None:
             return
         self._end_track("replaced by a new goal")
         if not (result.ok and frame is not None and result.targets):

@@ -62,6 +62,8 @@ class ScheduleStats:
     goals: int = 0
     goals_superseded: int = 0
     goals_without_image: int = 0
+    goals_unanswered: int = 0  # still pending when the run was stopped
+    stopped: bool = False  # ``stop()`` ended the run early
     jobs_s: list[float] = field(default_factory=list)  # real duration of every job
 
 
@@ -94,17 +96,25 @@ class ReplaySchedule:
         self._newest_used = True
         self._free_at = float("-inf")  # when the worker finishes its current job
 
-    def run(self, frames: Iterable[FrameEvent], goals: Iterable[GoalEvent]) -> ScheduleStats:
-        """Every frame and goal, in time order (frames before goals at the same time); every goal answered."""
+    def run(
+        self, frames: Iterable[FrameEvent], goals: Iterable[GoalEvent], stop: Callable[[], bool] = lambda: False
+    ) -> ScheduleStats:
+        """Every frame and goal, in time order (frames before goals at the same time); every goal answered. When
+        ``stop()`` turns true, after the job in progress: nothing more is run (``stats.stopped``)."""
         frame_events = ((event.t, 0, k, event) for k, event in enumerate(frames))
         goal_events = sorted(((event.t, 1, k, event) for k, event in enumerate(goals)), key=lambda e: e[:3])
         for t, kind, _, event in heapq.merge(frame_events, goal_events, key=lambda e: e[:3]):
+            if stop():
+                break
             self._work(until=t)
             if kind == 0:
                 self._take_frame(event)
             else:
                 self._take_goal(event)
-        self._work(until=float("inf"))
+        self.stats.stopped = stop()
+        if not self.stats.stopped:
+            self._work(until=float("inf"))
+        self.stats.goals_unanswered = len(self._pending)
         return self.stats
 
     def _take_frame(self, event: FrameEvent) -> None:
@@ -115,6 +125,9 @@ class ReplaySchedule:
 
     def _take_goal(self, event: GoalEvent) -> None:
         self.stats.goals += 1
+        if event.goal.error:  # refused at intake, as the node does: answered at once, never queued
+            self._fail(event.goal, event.goal.error, event.t)
+            return
         self._pending.append(event)
         while len(self._pending) > self.max_pending_goals:
             old = self._pending.popleft()

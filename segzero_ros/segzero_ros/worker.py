@@ -1,9 +1,10 @@
 """Goal scheduling for the node, free of ROS: the newest frame, a bounded goal queue, one worker thread.
 
-Callbacks only call ``offer_frame`` / ``submit`` / ``cancel`` (cheap, never block on a model). The worker
-thread takes the oldest pending goal, waits up to ``image_timeout_s`` for a frame no older than
+Callbacks only call ``offer_frame`` / ``submit`` / ``cancel`` / ``call_soon`` (cheap, never block on a model).
+The worker thread takes the oldest pending goal, waits up to ``image_timeout_s`` for a frame no older than
 ``max_frame_age_s`` if there is none, runs the pipeline on the newest frame and hands every goal exactly one
-``Result`` through ``on_result``, whatever happens: supersession, cancel, stop, a failing run.
+``Result`` through ``on_result``, whatever happens: supersession, cancel, stop, a failing run. State that the
+worker's jobs use (the node's track) is owned by the worker thread: other threads change it with ``call_soon``.
 """
 
 from __future__ import annotations
@@ -72,17 +73,20 @@ class GoalWorker:
         on_result: ResultFn,
         max_pending_goals: int = 4,
         image_timeout_s: float = 5.0,
-        failure: Callable[[Goal, str], Result] | None = None,
         on_idle_frame: Callable[[Frame], None] | None = None,
         max_frame_age_s: float = 0.0,
+        after_goal: ResultFn | None = None,
     ) -> None:
         self._run = run
         self._on_result = on_result
+        # Called in the worker thread after the answer of every goal the worker took from the queue and ran
+        # (refused, superseded and cancelled goals never get here): the node ends or starts its track there.
+        self._after_goal = after_goal
         # Called in the worker thread with each new frame while no goal is pending and ``idle_frames`` is set
         # (the node tracks its last goal's targets this way); frames that come faster are skipped, never queued.
+        # Set ``idle_frames`` from the worker thread only (a job, ``after_goal`` or a ``call_soon`` request).
         self._on_idle_frame = on_idle_frame
         self.idle_frames = False
-        self._failure = failure or _failed_result
         self.max_pending_goals = max_pending_goals
         self.image_timeout_s = image_timeout_s
         self.max_frame_age_s = max_frame_age_s  # 0: any frame, however old
@@ -92,6 +96,7 @@ class GoalWorker:
         self._frame: Frame | None = None
         self._frame_used = True
         self._goals: collections.deque[Goal] = collections.deque()
+        self._requests: collections.deque[Callable[[], None]] = collections.deque()
         self._busy: Goal | None = None
         self._stop = False
         self._stop_reason = ""
@@ -123,7 +128,7 @@ class GoalWorker:
         if goal.error:
             with self._cond:
                 self.stats.goals_received += 1
-            self._finish(goal, None, self._failure(goal, goal.error))
+            self._finish(goal, None, _failed_result(goal, goal.error))
             return
         superseded = []
         with self._cond:
@@ -133,7 +138,7 @@ class GoalWorker:
                 superseded.append(self._goals.popleft())
             self._cond.notify_all()
         for old in superseded:
-            self._finish(old, None, self._failure(old, "superseded by newer goals (queue full)"))
+            self._finish(old, None, _failed_result(old, "superseded by newer goals (queue full)"))
 
     def cancel(self, goal: Goal | None = None) -> list[Goal]:
         """Drop ``goal``, or every pending goal, each answered "cancelled"; a running goal finishes."""
@@ -141,15 +146,22 @@ class GoalWorker:
             dropped = [g for g in self._goals if goal is None or g is goal]
             self._goals = collections.deque(g for g in self._goals if not any(g is d for d in dropped))
         for goal in dropped:
-            self._finish(goal, None, self._failure(goal, "cancelled"))
+            self._finish(goal, None, _failed_result(goal, "cancelled"))
         return dropped
+
+    def call_soon(self, request: Callable[[], None]) -> None:
+        """Run ``request`` on the worker thread before its next job (what the jobs use is changed there only);
+        at once when no worker thread runs."""
+        with self._cond:
+            if self._thread is not None:
+                self._requests.append(request)
+                self._cond.notify_all()
+                return
+        self._run_requests([request])
 
     def pending_goals(self) -> list[Goal]:
         with self._cond:
             return list(self._goals)
-
-    def is_running(self, goal: Goal) -> bool:
-        return self._busy is goal
 
     @property
     def busy(self) -> bool:
@@ -187,52 +199,63 @@ class GoalWorker:
             self._goals.clear()
             self._cond.notify_all()
         for goal in left:
-            self._finish(goal, None, self._failure(goal, reason))
+            self._finish(goal, None, _failed_result(goal, reason))
         thread, self._thread = self._thread, None
         if thread is None:
             return
         thread.join(timeout)
         running = self._busy
-        if thread.is_alive() and running is not None:
+        if not thread.is_alive():
+            with self._cond:
+                requests = list(self._requests)
+                self._requests.clear()
+            self._run_requests(requests)
+        elif running is not None:
             LOG.warning("goal %s still running after %.0f s; answering it now", running.id, timeout)
-            self._finish(running, None, self._failure(running, reason))
+            self._finish(running, None, _failed_result(running, reason))
 
     # --- worker thread ---------------------------------------------------------------------------
 
     def _idle_frame_ready(self) -> bool:
         return self._on_idle_frame is not None and self.idle_frames and not self._frame_used
 
-    def wake(self) -> None:
-        """Re-check for work (after ``idle_frames`` changed)."""
-        with self._cond:
-            self._cond.notify_all()
-
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._goals and not self._stop and not self._idle_frame_ready():
+                while not self._requests and not self._goals and not self._stop and not self._idle_frame_ready():
                     self._cond.wait()
                 if self._stop:
                     return
-                if not self._goals:
+                requests, goal, frame = list(self._requests), None, None
+                self._requests.clear()
+                if not requests and self._goals:
+                    goal = self._busy = self._goals.popleft()
+                elif not requests:
                     frame, self._frame_used = self._frame, True
-                    goal = None
-                else:
-                    goal = self._goals.popleft()
-                    self._busy = goal
-            if goal is None:
+            if requests:
+                self._run_requests(requests)
+            elif goal is not None:
+                try:
+                    self._handle(goal)
+                except Exception as exc:  # the worker must survive anything a goal does
+                    LOG.exception("worker failed on goal %s", goal.id)
+                    error = f"internal error: {type(exc).__name__}: {exc}"
+                    self._answer_ran(goal, None, _failed_result(goal, error))
+                finally:
+                    self._busy = None
+            else:
                 try:
                     self._on_idle_frame(frame)
                 except Exception:  # a failed tracking step must not stop goals
                     LOG.exception("idle-frame work failed")
-                continue
+
+    @staticmethod
+    def _run_requests(requests: list[Callable[[], None]]) -> None:
+        for request in requests:
             try:
-                self._handle(goal)
-            except Exception as exc:  # the worker must survive anything a goal does
-                LOG.exception("worker failed on goal %s", goal.id)
-                self._finish(goal, None, self._failure(goal, f"internal error: {type(exc).__name__}: {exc}"))
-            finally:
-                self._busy = None
+                request()
+            except Exception:  # a failed request must not stop goals
+                LOG.exception("worker request failed")
 
     def _fresh(self, frame: Frame | None) -> bool:
         return frame is not None and (
@@ -240,11 +263,8 @@ class GoalWorker:
         )
 
     def _handle(self, goal: Goal) -> None:
-        if goal.error:
-            self._finish(goal, None, self._failure(goal, goal.error))
-            return
         if goal.frame is not None:
-            self._finish(goal, goal.frame, self._run(goal.frame, goal))
+            self._answer_ran(goal, goal.frame, self._run(goal.frame, goal))
             return
         start = time.monotonic()
         deadline = start + self.image_timeout_s
@@ -257,9 +277,15 @@ class GoalWorker:
                 self._frame_used = True
         if not fresh:
             reason = self._stop_reason if self._stop else self._no_image_reason(frame, start)
-            self._finish(goal, None, self._failure(goal, reason))
+            self._answer_ran(goal, None, _failed_result(goal, reason))
             return
-        self._finish(goal, frame, self._run(frame, goal))
+        self._answer_ran(goal, frame, self._run(frame, goal))
+
+    def _answer_ran(self, goal: Goal, frame: Frame | None, result: Result) -> None:
+        """The answer of a goal the worker took from the queue, then ``after_goal`` (unless ``stop`` answered the
+        goal already: its track state is being released)."""
+        if self._finish(goal, frame, result) and self._after_goal is not None:
+            self._after_goal(goal, frame, result)
 
     def _no_image_reason(self, frame: Frame | None, since: float) -> str:
         if frame is not None:
@@ -271,12 +297,12 @@ class GoalWorker:
             reason += f"; frames arrive but are dropped: {stats.last_drop}"
         return reason
 
-    def _finish(self, goal: Goal, frame: Frame | None, result: Result) -> None:
-        """Send ``goal``'s one answer; any later one (a run that outlived ``stop``) is dropped here."""
+    def _finish(self, goal: Goal, frame: Frame | None, result: Result) -> bool:
+        """Send ``goal``'s one answer; any later one (a run that outlived ``stop``) is dropped here (False)."""
         with self._answer_lock:
             if goal.answered:
                 LOG.info("goal %s was already answered; its late result is not sent", goal.id)
-                return
+                return False
             goal.answered = True
         if result.ok:
             self.stats.goals_ok += 1
@@ -287,6 +313,7 @@ class GoalWorker:
             self._on_result(goal, frame, result)
         except Exception:
             LOG.exception("publishing the result of goal %s failed", goal.id)
+        return True
 
 
 def _failed_result(goal: Goal, reason: str) -> Result:

@@ -140,6 +140,7 @@ class BagOutput:
         self._writer.open()
         self._connections: dict[tuple[str, str], Any] = {}
         self.counts: dict[str, int] = {}
+        self.closed = False
 
     def write(self, topic: str, msg: Any, t_ns: int) -> None:
         """An rclpy message on ``topic`` at recorded time ``t_ns``."""
@@ -156,6 +157,7 @@ class BagOutput:
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def close(self) -> Path:
-        """Finish the file; the MCAP file's path."""
+        """Finish the file (its summary and rosbag2 metadata); the MCAP file's path."""
+        self.closed = True
         self._writer.close()
         return next(self.folder.glob("*.mcap"))

@@ -22,7 +22,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from segzero_ros.ros import transport
+from segzero_ros.ros import shared_memory, transport
 
 
 class ManagedProcessNode(Protocol):
@@ -87,6 +87,7 @@ def run(make_node: Callable[[], ManagedProcessNode], argv: list[str] | None = No
         os._exit(2)
     stop = StopRequest()
     stop.install()
+    reclaimed = shared_memory.reclaim_stale()  # what killed processes left in /dev/shm
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node = make_node()
     executor = SingleThreadedExecutor()
@@ -97,6 +98,8 @@ def run(make_node: Callable[[], ManagedProcessNode], argv: list[str] | None = No
         spin_until(executor, lambda: done() or time.monotonic() > deadline, node.callback_failed)
 
     node.get_logger().info(transport_note)
+    if reclaimed.files:
+        node.get_logger().info(f"{reclaimed.describe()} (left by processes that were killed)")
     try:
         node.start()
         spin_until(executor, stop.event.is_set, node.callback_failed)
@@ -110,6 +113,7 @@ def run(make_node: Callable[[], ManagedProcessNode], argv: list[str] | None = No
         node.get_logger().info(f"shut down in {time.monotonic() - start:.1f} s{ignored}")
     finally:
         executor.remove_node(node)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     # Everything the node owns is released above. Interpreter finalisation of the loaded ML and DDS libraries

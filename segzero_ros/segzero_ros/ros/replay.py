@@ -13,6 +13,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from segzero_ros import build
 from segzero_ros.goals import Goal, checked_goal_from_cdr, goal_from_message
 from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, image_to_numpy, to_rgb8
 from segzero_ros.pipeline import Result
-from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule
+from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule, ScheduleStats
 from segzero_ros.ros.bags import BagError, BagInput, BagOutput
 from segzero_ros.ros.outputs import Outputs
 from segzero_ros.tracking_loop import TrackingLoop
@@ -47,6 +48,7 @@ class ReplayOptions:
     video: Path | None = None
     namespace: str = ""
     progress: bool = True
+    stop: Callable[[], bool] = lambda: False  # true once the user asked to stop (Ctrl-C, SIGTERM)
 
 
 class BagPublisher:
@@ -96,29 +98,8 @@ class Replay:
         self.origin_ns = bag.start_ns
         try:
             image_topic = bag.image_topic(opts.image_topic)
-            goal_events = self._goals(bag)
-            pipeline = build.build_pipeline(self.models, self.node["max_goal_chars"])
-            tracking = self._tracking()
-            opts.out.mkdir(parents=True, exist_ok=True)
-            self.output = BagOutput(opts.out / OUTPUT_BAG)
-            outputs = Outputs(
-                self, {"reasoner": pipeline.reasoner.config.model, "segmenter": pipeline.segmenter.description}
-            )
-            jobs = _Jobs(self, pipeline, tracking, outputs)
-            schedule = ReplaySchedule(
-                jobs.run_goal,
-                jobs.track,
-                jobs.fail_goal,
-                realtime=opts.realtime,
-                max_pending_goals=self.node["max_pending_goals"],
-                image_timeout_s=self.node["image_timeout_s"],
-            )
-            start = time.perf_counter()
-            stats = schedule.run(self._frames(bag, image_topic), goal_events)
-            seconds = time.perf_counter() - start
-            pipeline.close()
-            mcap = self.output.close()
-            video_frames = self._video(bag, image_topic) if opts.video else None
+            stats, seconds, mcap, models = self._replay(bag, image_topic)
+            video_frames = self._video(bag, image_topic) if opts.video and not stats.stopped else None
         finally:
             bag.close()
         processed = stats.frames_goal + stats.frames_tracked
@@ -142,15 +123,45 @@ class Replay:
             "goals_answered": len(self.answers),
             "goals_superseded": stats.goals_superseded,
             "goals_without_image": stats.goals_without_image,
+            "goals_unanswered": stats.goals_unanswered,
+            "interrupted": stats.stopped or opts.stop(),
             "tracking_losses": self.tracking_losses,
             "seconds": round(seconds, 2),
             "frames_per_second": round(processed / seconds, 2) if seconds > 0 else None,
             "job_ms_median": round(statistics.median(stats.jobs_s) * 1e3, 2) if stats.jobs_s else None,
-            "models": outputs.models,
-            "video": {"path": str(opts.video), "frames": video_frames} if opts.video else None,
+            "models": models,
+            "video": {"path": str(opts.video), "frames": video_frames} if video_frames is not None else None,
         }
         (opts.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _replay(self, bag: BagInput, image_topic: str) -> tuple[ScheduleStats, float, Path, dict[str, str]]:
+        """The recording through the schedule into the output bag, which is closed (readable) however this ends;
+        the schedule's stats, the seconds it took, the output MCAP file and the models' names."""
+        opts = self.options
+        goal_events = self._goals(bag)
+        pipeline = build.build_pipeline(self.models, self.node["max_goal_chars"])
+        try:
+            tracking = self._tracking()
+            opts.out.mkdir(parents=True, exist_ok=True)
+            self.output = BagOutput(opts.out / OUTPUT_BAG)
+            models = {"reasoner": pipeline.reasoner.config.model, "segmenter": pipeline.segmenter.description}
+            jobs = _Jobs(self, pipeline, tracking, Outputs(self, models))
+            schedule = ReplaySchedule(
+                jobs.run_goal,
+                jobs.track,
+                jobs.fail_goal,
+                realtime=opts.realtime,
+                max_pending_goals=self.node["max_pending_goals"],
+                image_timeout_s=self.node["image_timeout_s"],
+            )
+            start = time.perf_counter()
+            stats = schedule.run(self._frames(bag, image_topic), goal_events, opts.stop)
+            return stats, time.perf_counter() - start, self.output.close(), models
+        finally:
+            pipeline.close()
+            if self.output is not None and not self.output.closed:
+                self.output.close()
 
     def seconds(self, t_ns: int) -> float:
         """A recorded time in seconds after the recording's start."""
@@ -204,6 +215,8 @@ class Replay:
         fps = 1.0 / interval if interval > 0 else 10.0  # the camera's rate (10 Hz when it cannot be told)
         writer, written, shown, k = None, 0, {}, 0
         for _, msgtype, t_ns, raw in bag.messages([topic]):
+            if self.options.stop():  # the video so far stays a playable file
+                break
             frame, t = decode_frame(bag, raw, msgtype), self.seconds(t_ns)
             if isinstance(frame, str):
                 continue
@@ -259,13 +272,7 @@ class _Jobs:
 
     def run_goal(self, goal: Goal, frame: Frame, start: float) -> float:
         t0 = time.perf_counter()
-        if goal.error:
-            result = Result(goal=str(goal.text), goal_id=goal.id, protocol="segzero", image_wh=(0, 0), error=goal.error)
-            frame = None
-        else:
-            result = self.pipeline.run(
-                to_rgb8(frame.array, frame.encoding), goal.text, goal_id=goal.id, multi=goal.multi
-            )
+        result = self.pipeline.run(to_rgb8(frame.array, frame.encoding), goal.text, goal_id=goal.id, multi=goal.multi)
         duration = time.perf_counter() - t0
         self._publish_at(start, duration)
         self.outputs.answer(frame, result, goal.reacquired)
