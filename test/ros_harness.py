@@ -61,9 +61,10 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
         allowed_faults: tuple[str, ...] = (),
+        ros_args: tuple[str, ...] = (),
     ) -> None:
         self.allowed_faults = allowed_faults
-        args = [*(command or [sys.executable, "-m", "segzero_ros.node"]), "--ros-args"]
+        args = [*(command or [sys.executable, "-m", "segzero_ros.node"]), "--ros-args", *ros_args]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
         self.log_path = log_path

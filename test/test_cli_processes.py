@@ -90,7 +90,7 @@ def test_ask_exits_2_without_a_node_every_time(node):
         done = segzero("ask", "--wait", "0.5", "the red cup", ROS_DOMAIN_ID=other_domain(1))
         assert done.returncode == 2, done.stderr
         assert done.stdout == "" and own_lines(done.stderr, "ask") == [], done.stderr
-        assert "no node serves the 'segment' action" in done.stderr
+        assert "no segzero node on /segment (is it running and active, in the same ROS_DOMAIN_ID?)" in done.stderr
 
 
 def wait_for_log(process: NodeProcess, text: str, count: int, timeout: float = 60.0) -> None:
@@ -174,3 +174,47 @@ def test_demo_through_the_node_exits_0_and_on_ctrl_c_130(tmp_path, node, monkeyp
     assert demo.returncode == 130, err
     assert err.splitlines()[-1] == "segzero demo: stopped by SIGINT" and own_lines(err, "demo") == [], err
     assert "Traceback" not in log.read_text()
+
+
+def readme_python(name: str) -> str:
+    """The README's python block marked ``<!-- test_cli_processes: NAME -->``, as written."""
+    text = (ROOT / "README.md").read_text()
+    marker = f"<!-- test_cli_processes: {name} -->"
+    assert marker in text, f"README has no block marked {marker}"
+    return text.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def python(code: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
+    )
+
+
+def test_the_readmes_python_clients_find_the_node_in_a_fresh_process(node):
+    camera = subprocess.Popen([SEGZERO, "camera", "--rate", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        done = python(readme_python("python-clients"))
+    finally:
+        camera.send_signal(signal.SIGINT)
+        camera.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ok [(") and lines[1].startswith("ok (480, 640"), done.stdout
+    assert "Traceback" not in done.stderr and "terminate called" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "client", ["SegmentClient().segment('the red cup', timeout=3)", "TopicClient().segment(rgb, 'x', timeout=3)"]
+)
+def test_the_python_clients_say_when_no_node_is_there(node, client):
+    code = (
+        "import time, numpy as np\n"
+        "from segzero_ros.client import NodeNotFoundError, SegmentClient, TopicClient\n"
+        "rgb = np.zeros((48, 64, 3), np.uint8)\n"
+        "start = time.monotonic()\n"
+        f"try:\n    {client}\nexcept NodeNotFoundError as exc:\n    print(round(time.monotonic() - start), exc)\n"
+    )
+    done = python(code, ROS_DOMAIN_ID=other_domain(1))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    seconds, message = done.stdout.strip().split(" ", 1)
+    assert int(seconds) <= 5 and message.startswith("no segzero node on /") and "same ROS_DOMAIN_ID" in message

@@ -80,7 +80,8 @@ def test_dropped_frames_are_named_when_a_goal_finds_no_image(ros):
         time.sleep(0.1)
     send_goal(probe, "no-usable-image")
     result = result_for(probe, "no-usable-image", node)
-    assert result["error"].startswith("no image received within 2 s; frames arrive but are dropped:")
+    prefix = "no image received within 2 s on /image (1 publisher); frames arrive but are dropped:"
+    assert result["error"].startswith(prefix), result["error"]
     assert "unsupported encoding 'bayer_rggb16'" in result["error"]
 
 
@@ -228,8 +229,9 @@ def test_deactivate_answers_every_goal_delivered_before_it(ros, action_client):
         assert sorted(got) == sorted([*ids, "deact-slow"])  # each exactly once
         outcomes = [action_client.wait_future(f, deadline, "action result") for f in results]
         assert all(o.status in (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED) for o in outcomes)
-        with pytest.raises(RuntimeError, match="rejected"):  # inactive: refused, not silently dropped
-            action_client.send("the red cup", image=make_frame(64, 48), timeout=30)
+        with pytest.raises(RuntimeError, match=r"rejected the goal: not active \(ros2 lifecycle set /segzero activate"):
+            action_client.send("the red cup", image=make_frame(64, 48), timeout=30)  # refused, not dropped
+        assert "inactive: no frames or goals taken (ros2 lifecycle set /segzero activate resumes)" in node.log()
     finally:
         _lifecycle(probe, Transition.TRANSITION_ACTIVATE)
     probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 30, "active again", node)
@@ -285,3 +287,40 @@ def test_a_failing_callback_is_logged_and_spinning_goes_on():
         node.destroy_node()
         if owned:
             rclpy.try_shutdown()
+
+
+def test_an_image_topic_nobody_publishes_is_flagged(ros, tmp_path):
+    """Launched with a wrong camera topic: the log and diagnostics name the resolved topic, and goals say why."""
+    main_probe, _ = ros
+    node = NodeProcess(
+        tmp_path / "wrong_topic.log",
+        {**NODE_PARAMS, "diagnostics_period_s": 0.5},
+        ros_args=("-r", "__ns:=/wrong", "-r", "image:=/nobody/image"),
+    )
+    probe = Probe(namespace="wrong", publishes_images=False)
+    try:
+        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node", node)
+        assert "active: waiting for images on /nobody/image and goals on /wrong/goal" in node.log()
+
+        def status():
+            for array in reversed(probe.take("diagnostics")):
+                for entry in array.status:
+                    if entry.name == "/wrong/segzero: segzero":
+                        return entry
+            return None
+
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        warned = lambda: status() is not None and status().level == DiagnosticStatus.WARN  # noqa: E731
+        probe.wait_for(warned, 30, "a WARN", node)
+        assert status().message.startswith("ready; no publisher on /nobody/image for ")
+        values = {kv.key: kv.value for kv in status().values}
+        assert values["image_topic"] == "/nobody/image" and values["image_publishers"] == "0"
+        assert node.log().count("no publisher on /nobody/image for") == 1  # one line, not one per period
+        send_goal(probe, "blind")
+        result = result_for(probe, "blind", node)
+        assert result["error"] == "no image received within 2 s on /nobody/image (0 publishers)"
+    finally:
+        probe.close()
+        node.stop()
+    assert main_probe.node.context.ok()

@@ -71,7 +71,7 @@ def test_a_missing_profile_file_is_a_clear_error():
 
 def test_stream_health_warns_when_publishers_exist_but_nothing_arrives():
     health = StreamHealth("/camera/image", stall_s=3.0)
-    assert health.check(0, 0.0).level == OK  # nobody publishes: nothing to warn about
+    assert health.check(0, 0.0).level == OK  # nobody publishes yet: the camera may still be starting
     assert health.check(1, 1.0).level == OK  # a publisher appeared: give it stall_s
     health.lost(40, 2.0)
     verdict = health.check(1, 4.5)
@@ -81,6 +81,17 @@ def test_stream_health_warns_when_publishers_exist_but_nothing_arrives():
         health.frame(5.0 + k / 30)
     assert health.check(1, 6.0).level == WARN  # 40 lost vs 30 received in the window: still mostly lost
     assert health.check(1, 7.5).level == OK and health.check(1, 7.5).rate_hz == pytest.approx(6.0)
+
+
+def test_stream_health_warns_when_nobody_publishes_for_a_while():
+    health = StreamHealth("/camera/color/image_raw", no_publisher_s=5.0)
+    assert health.check(0, 0.0).message == "no publisher on /camera/color/image_raw"
+    assert health.check(0, 4.0).level == OK
+    verdict = health.check(0, 5.5)
+    assert verdict.level == WARN and verdict.message.startswith("no publisher on /camera/color/image_raw for 6 s")
+    assert "image_topic:=" in verdict.message
+    assert health.check(1, 6.0).level == OK  # a camera came: give it time to send
+    assert health.check(0, 7.0).level == OK  # and gone again: the count starts anew
 
 
 def test_stream_health_warns_when_most_frames_are_lost():

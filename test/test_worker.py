@@ -64,7 +64,8 @@ def test_goal_runs_on_the_newest_frame(rec_worker):
     rec.wait(1)
     _goal, used, result = rec.results[0]
     assert result.ok and used.header == 3
-    assert worker.stats.frames_received == 3 and worker.stats.frames_dropped == 2
+    assert worker.stats.frames_received == 3 and worker.stats.frames_replaced == 2
+    assert worker.stats.frames_rejected == 0  # replaced frames are no fault
 
 
 def test_goal_without_image_fails_after_timeout(rec_worker):
@@ -193,7 +194,7 @@ def test_memory_stays_flat_under_a_frame_flood(rec_worker):
     for i in range(2000):
         worker.offer_frame(Frame(array=np.zeros((720, 1280, 3), np.uint8), encoding="rgb8", header=i))
     assert worker.newest_frame().header == 1999
-    assert worker.stats.frames_dropped == 1999
+    assert worker.stats.frames_replaced == 1999
 
 
 def test_idle_frames_go_to_the_idle_callback_newest_only_and_never_before_goals():
@@ -285,7 +286,7 @@ def test_no_image_error_names_why_frames_were_dropped():
         assert error == "no image received within 0.2 s; frames arrive but are dropped: unsupported encoding " + (
             "'bayer_rggb16'"
         )
-        assert worker.stats.frames_dropped == 1
+        assert (worker.stats.frames_rejected, worker.stats.frames_replaced) == (1, 0)
     finally:
         worker.stop()
 

@@ -243,9 +243,10 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
         node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = TopicClient()
     try:
-        if not client.wait_for_node(args.node_timeout):
-            print(f"segzero: the node did not become active in {args.node_timeout:.0f} s; see {log_path}")
-            return 1
+        failure = _wait_for_demo_node(client, node, log_path, args.node_timeout)
+        if failure:
+            print(f"segzero demo: {failure}", file=sys.stderr)
+            return 3
         LOG.info("node active; streaming the scene on 'image' and sending %r on 'goal'", args.goal)
         answer = client.segment(rgb, args.goal, timeout=args.node_timeout)
     except TimeoutError as exc:
@@ -271,6 +272,22 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     return 0 if args.tiny or answer.result.get("status") == "ok" else 1
 
 
+def _wait_for_demo_node(client, node, log_path: Path, timeout: float) -> str:
+    """Until the demo's node is active: '' then, else why not (the line its log gives, or that it is gone)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not client.wait_for_node(1.0):
+        failed = [line for line in log_path.read_text(errors="replace").splitlines() if "model loading failed" in line]
+        if failed:
+            return failed[0].split("]: ", 1)[-1] + f" (node log: {log_path})"
+        if node.poll() is not None:
+            return f"the node exited with code {node.returncode} before it was active; see {log_path}"
+        if time.monotonic() > deadline:
+            return f"the node did not become active in {timeout:.0f} s; see {log_path}"
+    return ""
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
     from segzero_ros.client import SegmentClient, result_summary, shutdown_rclpy
@@ -279,14 +296,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     image = _read_image(args.image) if args.image else None
     client = SegmentClient(namespace=args.namespace)
     try:
-        if not client.wait_for_server(args.wait):
-            print(
-                f"segzero ask: no node serves the 'segment' action within {args.wait:g} s (is segzero_node running "
-                "and active, in this ROS_DOMAIN_ID and namespace?)",
-                file=sys.stderr,
-            )
-            return 2
         try:
+            client.require_node(args.wait)
             result = client.segment(
                 args.goal, image=image, multi=args.multi, timeout=args.timeout, omit_images=args.out is None
             )

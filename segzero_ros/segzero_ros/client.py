@@ -8,11 +8,13 @@ stamp. For grasp code and the ``segzero demo --node`` command; robots normally w
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,28 @@ from segzero_ros.image_codec import image_to_numpy, numpy_to_image
 from segzero_ros.ros import transport
 from segzero_ros.ros.qos import ACTION_SERVICE_QOS, RELIABLE, RELIABLE_LATEST
 
+
+class NodeNotFoundError(TimeoutError):
+    """No ``segzero`` node answered on the names a client uses within its timeout."""
+
+
+def not_found(names: list[str]) -> NodeNotFoundError:
+    return NodeNotFoundError(
+        f"no segzero node on {', '.join(names)} (is it running and active, in the same ROS_DOMAIN_ID?)"
+    )
+
+
+def inactive_node(client: Any, name: str = "segzero") -> str:
+    """The full name of a node called ``name`` in ``client``'s namespace seen on the ROS graph, else ''."""
+    namespace = client.get_namespace().rstrip("/")
+    for node_name, node_namespace in client.get_node_names_and_namespaces():
+        if node_name == name and node_namespace.rstrip("/") == namespace:
+            return f"{namespace}/{name}"
+    return ""
+
+
 _started_rclpy = False  # whether init_rclpy started rclpy (then shutdown_rclpy ends it)
+_open_clients: weakref.WeakSet = weakref.WeakSet()  # closed at exit when the program did not close them
 
 
 def init_rclpy() -> None:
@@ -52,6 +75,16 @@ def shutdown_rclpy() -> None:
         _started_rclpy = False
 
 
+def _close_at_exit() -> None:
+    """Leave rclpy cleanly at exit: a spin thread still inside rclpy then aborts the process."""
+    for client in list(_open_clients):
+        client.close()
+    shutdown_rclpy()
+
+
+atexit.register(_close_at_exit)
+
+
 class _SpinningClient:
     """A client node spun by its own executor thread; ``close`` (or leaving a ``with`` block) stops and joins it."""
 
@@ -60,6 +93,7 @@ class _SpinningClient:
         self.node = rclpy.create_node(f"{name}_{uuid.uuid4().hex[:6]}", namespace=namespace)
         self._executor = SingleThreadedExecutor()
         self._thread: threading.Thread | None = None
+        _open_clients.add(self)
 
     def _spin(self) -> None:
         self._executor.add_node(self.node)
@@ -74,8 +108,14 @@ class _SpinningClient:
             self._thread = None
 
     def close(self) -> None:
-        """Stop spinning and destroy the node (rclpy keeps running: ``shutdown_rclpy`` ends it)."""
+        """Stop spinning and destroy the node (rclpy keeps running: ``shutdown_rclpy`` ends it); once."""
+        if self not in _open_clients:
+            return
+        _open_clients.discard(self)
         self._stop_spinning()
+        self._destroy()
+
+    def _destroy(self) -> None:
         self.node.destroy_node()
 
     def __enter__(self):
@@ -127,42 +167,59 @@ class TopicClient(_SpinningClient):
             while len(kept) > 8:  # only the newest few frames' images can still be claimed
                 kept.pop(next(iter(kept)))
 
+    def _names(self) -> list[str]:
+        return [self.node.resolve_topic_name(topic) for topic in ("image", "goal", "result")]
+
     def wait_for_node(self, timeout: float) -> bool:
-        """True once a node subscribes to our goals (it is active), False after ``timeout`` seconds."""
+        """True once an active node takes our frames and goals and publishes results, False after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._goal_pub.get_subscription_count() > 0 and self._image_pub.get_subscription_count() > 0:
+        result_topic = self._names()[2]
+        while True:
+            if (
+                self._goal_pub.get_subscription_count() > 0
+                and self._image_pub.get_subscription_count() > 0
+                and self.node.count_publishers(result_topic) > 0
+            ):
                 return True
-            time.sleep(0.1)
-        return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def segment(
         self, rgb: np.ndarray, goal: str, timeout: float = 120.0, frame_id: str = "camera", rate_hz: float = 5.0
     ) -> TopicAnswer:
-        """Stream ``rgb`` as rgb8 at ``rate_hz`` and send ``goal``; returns the answer or raises TimeoutError."""
+        """Wait for the node (within ``timeout``), stream ``rgb`` as rgb8 at ``rate_hz`` (each frame stamped when
+        sent) and send ``goal``; the answer once it comes. Raises NodeNotFoundError when no node is found,
+        TimeoutError when no answer comes in time."""
+        deadline = time.monotonic() + timeout
+        if not self.wait_for_node(timeout):
+            raise not_found(self._names())
         goal_id = uuid.uuid4().hex[:12]
-        stamp = time.time()
         msg = numpy_to_image(rgb, "rgb8")
         msg.header.frame_id = frame_id
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        self._image_pub.publish(msg)
+        self._publish_frame(msg)
         self._goal_pub.publish(String(data=json.dumps({"id": goal_id, "text": goal})))
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 result = self._results.pop(goal_id, None)
             if result is not None:
-                return self._answer(result, key)
-            self._image_pub.publish(msg)
+                return self._answer(result)
             time.sleep(1.0 / rate_hz)
+            self._publish_frame(msg)  # until answered: the node takes the newest frame when the goal starts
         raise TimeoutError(f"no result for goal {goal_id!r} within {timeout:.0f} s")
 
-    def _answer(self, result: dict[str, Any], key: tuple[int, int]) -> TopicAnswer:
-        """Attach the mask and overlay published for this frame (they precede the result; overlay may lag)."""
+    def _publish_frame(self, msg: Image) -> None:
+        stamp = time.time()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
+        self._image_pub.publish(msg)
+
+    def _answer(self, result: dict[str, Any]) -> TopicAnswer:
+        """Attach the mask and overlay published for the result's frame (they precede the result; overlay may
+        lag)."""
         answer = TopicAnswer(result)
-        if result.get("status") != "ok":
+        if result.get("status") != "ok" or not result.get("stamp"):
             return answer
+        key = (result["stamp"]["sec"], result["stamp"]["nanosec"])
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             with self._lock:
@@ -191,6 +248,7 @@ class SegmentClient(_SpinningClient):
 
         super().__init__(name, namespace)
         self._segment_type = Segment
+        self._action = action
         self._client = ActionClient(
             self.node,
             Segment,
@@ -205,6 +263,20 @@ class SegmentClient(_SpinningClient):
     def wait_for_server(self, timeout: float) -> bool:
         """True once the node's action server is up (the node is active)."""
         return self._client.wait_for_server(timeout_sec=timeout)
+
+    def require_node(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for the node's action server; NodeNotFoundError naming it when absent (and
+        saying so when a ``segzero`` node runs there but is not active)."""
+        if self.wait_for_server(timeout):
+            return
+        error = not_found([self.node.resolve_topic_name(self._action)])
+        name = inactive_node(self.node)
+        if name:
+            error = NodeNotFoundError(
+                f"{name} runs but serves no '{self._action}' action: it is not active (ros2 lifecycle get {name}; "
+                f"ros2 lifecycle set {name} activate), or its models failed to load (its log says why)"
+            )
+        raise error
 
     def send_async(
         self,
@@ -233,12 +305,16 @@ class SegmentClient(_SpinningClient):
         timeout: float = 30.0,
         omit_images: bool = False,
     ) -> Any:
-        """Send a goal; its ``ClientGoalHandle`` once accepted (``get_result_async``, ``cancel_goal_async``)."""
+        """Wait for the node, send a goal; its ``ClientGoalHandle`` once accepted (``get_result_async``,
+        ``cancel_goal_async``). NodeNotFoundError when no node serves the action within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self.require_node(timeout)
         self.feedback = []
         sent = self.send_async(goal, image, multi, goal_id, omit_images)
-        handle = self.wait_future(sent, time.monotonic() + timeout, "the node to accept the goal")
+        handle = self.wait_future(sent, deadline, "the node to accept the goal")
         if not handle.accepted:
-            raise RuntimeError("the segzero node rejected the goal")
+            name = inactive_node(self.node) or "/segzero"
+            raise RuntimeError(f"the segzero node rejected the goal: not active (ros2 lifecycle set {name} activate)")
         return handle
 
     def segment(
@@ -269,8 +345,7 @@ class SegmentClient(_SpinningClient):
             time.sleep(0.01)
         return future.result()
 
-    def close(self) -> None:
-        self._stop_spinning()
+    def _destroy(self) -> None:
         self._client.destroy()
         self.node.destroy_node()
 

@@ -87,7 +87,11 @@ class SegZeroNode(LifecycleNode):
         if not self.value("autostart"):
             return
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error("configure failed; the node stays unconfigured (fix and reconfigure)")
+            self.get_logger().error(
+                "configure failed; the node stays unconfigured. The model parameters are read-only: restart the node "
+                "with other ones (e.g. -p reasoner.model:=/path/to/model), or fix the cause and "
+                f"ros2 lifecycle set {self.get_fully_qualified_name()} configure"
+            )
         else:
             self.trigger_activate()
 
@@ -152,6 +156,7 @@ class SegZeroNode(LifecycleNode):
             on_idle_frame=self._track_frame,
             max_frame_age_s=values["image_max_age_s"],
             after_goal=self._after_goal,
+            image_source=lambda: self.intake.describe() if self.intake is not None else "no image subscription",
         )
         self._state, self._error = "ready", ""
         return super().on_configure(state)
@@ -168,15 +173,19 @@ class SegZeroNode(LifecycleNode):
             self.action = SegmentAction(self, limits, self._submit_action, self._cancel_goal, self._refusal)
         self.action.accepting = True
         self.worker.start()
-        self.get_logger().info("active: waiting for images on 'image' and goals on 'goal' or the 'segment' action")
+        image, goal, action = (self.resolve_topic_name(n) for n in (self.intake.topic, "goal", "segment"))
+        self.get_logger().info(f"active: waiting for images on {image} and goals on {goal} or the {action} action")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing(DEACTIVATED)
+        name = self.get_fully_qualified_name()
+        self.get_logger().info(f"inactive: no frames or goals taken (ros2 lifecycle set {name} activate resumes)")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self.get_logger().info("unconfigured: models released")
         if self.action is not None:
             self.action.destroy()
             self.action = None

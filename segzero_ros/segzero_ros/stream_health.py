@@ -39,12 +39,15 @@ class StreamHealth:
         silent_s: float = 10.0,
         window_s: float = 5.0,
         max_lost_fraction: float = 0.5,
+        no_publisher_s: float = 5.0,
     ) -> None:
         self.topic = topic
         self.stall_s = stall_s  # no frame this long while the middleware reports losses: frames are being lost
         self.silent_s = silent_s  # no frame this long and no loss reported: the publisher may not be sending
         self.window_s = window_s
         self.max_lost_fraction = max_lost_fraction
+        self.no_publisher_s = no_publisher_s  # no publisher this long: nothing will come (a wrong topic name?)
+        self._no_publisher_since: float | None = None
         self._frames: collections.deque[float] = collections.deque()
         self._lost: collections.deque[tuple[float, int]] = collections.deque()
         self._lost_total = 0
@@ -77,8 +80,17 @@ class StreamHealth:
         rate = received / self.window_s
         verdict = StreamVerdict(OK, f"{self.topic}: {rate:.1f} Hz", rate, lost, publishers)
         if publishers <= 0:
-            verdict.message = f"{self.topic}: no publisher"
+            if self._no_publisher_since is None:
+                self._no_publisher_since = now
+            verdict.message = f"no publisher on {self.topic}"
+            if now - self._no_publisher_since >= self.no_publisher_s:
+                verdict.level = WARN
+                verdict.message += (
+                    f" for {now - self._no_publisher_since:.0f} s: is the camera driver running, and does its topic"
+                    " match this one (remap image:=/your/camera/topic, or launch image_topic:=...)?"
+                )
             return verdict
+        self._no_publisher_since = None
         silent_for = now - max(self._last_frame or self._publishers_since, self._publishers_since)
         if silent_for >= (self.stall_s if lost else self.silent_s):
             verdict.level = WARN

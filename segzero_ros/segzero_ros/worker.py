@@ -40,8 +40,9 @@ class WorkerStats:
     """Counters for diagnostics."""
 
     frames_received: int = 0
-    frames_dropped: int = 0
-    last_drop: str = ""  # why the last dropped frame was dropped
+    frames_replaced: int = 0  # replaced by a newer frame before a goal used it (normal: goals are rarer than frames)
+    frames_rejected: int = 0  # unusable (malformed, unsupported encoding): a fault
+    last_drop: str = ""  # why the last rejected frame was rejected
     last_drop_at: float = -1e9  # when (monotonic)
     goals_received: int = 0
     goals_ok: int = 0
@@ -76,12 +77,14 @@ class GoalWorker:
         on_idle_frame: Callable[[Frame], None] | None = None,
         max_frame_age_s: float = 0.0,
         after_goal: ResultFn | None = None,
+        image_source: Callable[[], str] | None = None,
     ) -> None:
         self._run = run
         self._on_result = on_result
         # Called in the worker thread after the answer of every goal the worker took from the queue and ran
         # (refused, superseded and cancelled goals never get here): the node ends or starts its track there.
         self._after_goal = after_goal
+        self._image_source = image_source  # where frames come from, for "no image" answers (e.g. topic, publishers)
         # Called in the worker thread with each new frame while no goal is pending and ``idle_frames`` is set
         # (the node tracks its last goal's targets this way); frames that come faster are skipped, never queued.
         # Set ``idle_frames`` from the worker thread only (a job, ``after_goal`` or a ``call_soon`` request).
@@ -105,11 +108,11 @@ class GoalWorker:
     # --- called from callbacks (cheap) ----------------------------------------------------------
 
     def offer_frame(self, frame: Frame) -> None:
-        """Keep ``frame`` as the newest; a frame replaced before any goal used it counts as dropped."""
+        """Keep ``frame`` as the newest; a frame replaced before any goal used it counts as replaced."""
         with self._cond:
             self.stats.frames_received += 1
             if not self._frame_used:
-                self.stats.frames_dropped += 1
+                self.stats.frames_replaced += 1
             self._frame, self._frame_used = frame, False
             self._cond.notify_all()
 
@@ -117,7 +120,7 @@ class GoalWorker:
         """Count a frame that could not be used (malformed, unsupported encoding); goals that then find no
         image say why."""
         with self._cond:
-            self.stats.frames_dropped += 1
+            self.stats.frames_rejected += 1
             self.stats.last_drop, self.stats.last_drop_at = reason, time.monotonic()
 
     def submit(self, goal: Goal) -> None:
@@ -292,6 +295,8 @@ class GoalWorker:
             age = time.monotonic() - frame.received
             return f"camera silent for {age:.1f} s (no frame newer than image_max_age_s = {self.max_frame_age_s:g} s)"
         reason = f"no image received within {self.image_timeout_s:g} s"
+        if self._image_source is not None:
+            reason += f" on {self._image_source()}"
         stats = self.stats
         if stats.last_drop and stats.last_drop_at >= since - self.image_timeout_s:
             reason += f"; frames arrive but are dropped: {stats.last_drop}"

@@ -74,7 +74,8 @@ def worker_values(worker: Any) -> dict[str, Any]:
     stats = worker.stats
     return {
         "frames_received": stats.frames_received,
-        "frames_dropped": stats.frames_dropped,
+        "frames_replaced": stats.frames_replaced,
+        "frames_rejected": stats.frames_rejected,
         "last_frame_drop": stats.last_drop,
         "frame_age_s": format_ms(worker.frame_age_s(), 2),
         "goals_received": stats.goals_received,

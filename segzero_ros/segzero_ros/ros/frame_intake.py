@@ -33,11 +33,18 @@ class FrameIntake:
     ) -> None:
         self._node, self._worker, self._max_size = node, worker, max_size
         topic, kind = ("image/compressed", CompressedImage) if compressed else ("image", Image)
+        self.topic = topic
         self._decode = _decode_compressed if compressed else _decode_raw
         self.monitor = StreamMonitor(node, topic)
         events = self.monitor.event_callbacks()
         self.subscription = node.create_subscription(kind, topic, self._on_frame, image_qos, event_callbacks=events)
         self._drop_logged: dict[str, float] = {}
+
+    def describe(self) -> str:
+        """The resolved topic and how many publishers it has now, e.g. ``/camera/image (0 publishers)``."""
+        topic = self.monitor.health.topic
+        count = self._node.count_publishers(topic)
+        return f"{topic} ({count} publisher{'' if count == 1 else 's'})"
 
     def _on_frame(self, msg: Any) -> None:
         t0 = time.perf_counter()
