@@ -34,7 +34,22 @@ def load_eval_rows(data: str, split: str, limit: int | None, protocol: str = "se
     if data == "synthetic":
         seed = SYNTHETIC_SEEDS.get(split, 3 + sum(map(ord, split)))
         return D.synthetic_rows(limit or SYNTHETIC_DEFAULT_SIZE, seed, protocol, resize=False)
+    if not Path(data).expanduser().exists():
+        if data.startswith(("/", ".", "~")) or data.count("/") != 1:
+            raise DatasetError(f"no such dataset: {data!r} is neither a local folder or file nor a hub id (org/name)")
+        from segzero_ros.hub import HubUnreachable, local_only
+
+        try:
+            local_only(data, repo_type="dataset")
+        except HubUnreachable as exc:
+            raise DatasetError(
+                f"dataset {exc}; give a local copy (folder of parquet/JSON files) or use 'synthetic'"
+            ) from None
     return D.load_reasonseg(data, split, limit)
+
+
+class DatasetError(ValueError):
+    """An evaluation set that cannot be read: missing, or on a hub that cannot be reached."""
 
 
 def summarise(counts: Sequence[tuple[int, int]], failed: int, empty: str) -> dict[str, Any]:
@@ -157,6 +172,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training.eval
     except ModelLoadError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 3
+    except DatasetError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summary))
     else:

@@ -148,7 +148,29 @@ def segmenter_config(values: Mapping[str, Any]) -> SegmenterConfig:
 # --- models -----------------------------------------------------------------------------------------------------
 
 
+def check_hub(values: Mapping[str, Any], kinds: Iterable[str] = ("segmenter", "reasoner")) -> None:
+    """Before anything heavy is imported: a model named by a hub id that is neither cached nor reachable fails at
+    once, in one line naming it and the ways out (instead of minutes of retries)."""
+    for kind in kinds:
+        if kind == "segmenter" or values["reasoner.backend"] == "local":  # else: a server's model name
+            check_hub_model(kind, values[f"{kind}.model"], values["reasoner.local_files_only"])
+
+
+def check_hub_model(kind: str, model: str, local_files_only: bool = False) -> None:
+    """``check_hub`` for one model (``kind`` "reasoner" or "segmenter") given by name, id or path."""
+    from segzero_ros.hub import HubUnreachable, local_only
+
+    if model == TINY or Path(model).expanduser().exists() or "/" not in model:
+        return  # the offline models, a local path, or no hub id (its loader says what is wrong)
+    try:
+        local_only(model, local_files_only=local_files_only)
+    except HubUnreachable as exc:
+        label = "reasoner" if kind == "reasoner" else "SAM2"
+        raise ModelLoadError(f"{label} {model!r} could not be loaded ({exc}); {_load_hint(kind)}") from None
+
+
 def build_reasoner(values: Mapping[str, Any]) -> ReasonerBackend:
+    check_hub(values, ("reasoner",))
     config = reasoner_config(values)
     try:
         local_path = config.backend == "local" and config.model.startswith(("/", "./", "../", "~"))
@@ -162,6 +184,7 @@ def build_reasoner(values: Mapping[str, Any]) -> ReasonerBackend:
 
 
 def build_segmenter(values: Mapping[str, Any]) -> Segmenter:
+    check_hub(values, ("segmenter",))
     config = segmenter_config(values)
     try:
         return make_segmenter(config)
@@ -175,6 +198,7 @@ def build_segmenter(values: Mapping[str, Any]) -> Segmenter:
 
 def build_pipeline(values: Mapping[str, Any], max_goal_chars: int | None = None) -> Pipeline:
     """Reasoner and SAM2 of resolved ``values``; SAM2 first (the quicker of the two to fail on a bad setting)."""
+    check_hub(values)
     segmenter = build_segmenter(values)
     try:
         reasoner = build_reasoner(values)
@@ -190,6 +214,7 @@ def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score
     from segzero_ros.devices import resolve_device
     from segzero_ros.tracker import Tracker, load_tracking_model
 
+    check_hub(values, ("segmenter",))
     config = segmenter_config(values)
     try:
         model = load_tracking_model(config, resolve_device(config.device), input_scale)

@@ -159,6 +159,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     if args.tiny:
         config = tiny_segmenter_config(multimask_output=not args.single_mask)
     else:
+        from segzero_ros.build import check_hub_model
+
+        check_hub_model("segmenter", args.checkpoint, args.local_files_only)
         config = SegmenterConfig(
             model=args.checkpoint,
             config=args.config,

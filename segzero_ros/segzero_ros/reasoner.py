@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from segzero_ros.devices import release_gpu_memory, resolve_device, resolve_dtype
+from segzero_ros.hub import local_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
@@ -56,7 +58,8 @@ class Reasoner:
             "loading reasoner %s (%s, %s, attention %s)", cfg.model, self.device, self.dtype, cfg.attn_implementation
         )
         start = time.perf_counter()
-        common = {"local_files_only": cfg.local_files_only, "revision": cfg.revision}
+        local = Path(cfg.model).expanduser().exists() or local_only(cfg.model, "config.json", cfg.local_files_only)
+        common = {"local_files_only": local, "revision": cfg.revision}
         self.processor = AutoProcessor.from_pretrained(cfg.model, padding_side="left", **common)
         if not hasattr(self.processor, "image_processor"):
             raise RuntimeError(f"{cfg.model}: AutoProcessor gave {type(self.processor).__name__}, not a VL processor")

@@ -56,9 +56,12 @@ def resolve_checkpoint(config: SegmenterConfig) -> tuple[str, str]:
     if config.model in HF_MODEL_ID_TO_FILENAMES:
         from huggingface_hub import hf_hub_download
 
+        from segzero_ros.hub import local_only
+
         config_name, filename = HF_MODEL_ID_TO_FILENAMES[config.model]
         LOG.info("fetching %s/%s (Hugging Face hub or its local cache)", config.model, filename)
-        path = hf_hub_download(repo_id=config.model, filename=filename, local_files_only=config.local_files_only)
+        local = local_only(config.model, filename, config.local_files_only)
+        path = hf_hub_download(repo_id=config.model, filename=filename, local_files_only=local)
         return sam2_config_name(config.config or config_name), path
     raise FileNotFoundError(
         f"SAM2 model {config.model!r} is neither a local checkpoint nor one of the known ids: "
