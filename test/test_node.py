@@ -204,6 +204,8 @@ def test_segzero_ask_prints_the_answer_and_saves_the_mask(ros, tmp_path, capsys)
     assert answer["status"] == "ok" and answer["frame"]["width"] == 320 and len(answer["targets"]) == 1
     mask = np.asarray(PILImage.open(tmp_path / "out" / "mask.png"))
     assert mask.shape == (240, 320) and int((mask == 255).sum()) == answer["targets"][0]["area"]
+    coloured = np.asarray(PILImage.open(tmp_path / "out" / "labels_colour.png"))
+    assert coloured.shape == (240, 320, 3) and int(coloured.any(axis=2).sum()) == answer["targets"][0]["area"]
     assert cli.main(["ask", "   ", "--image", str(tmp_path / "scene.png")]) == 1  # a failed goal: exit code 1
     printed = capsys.readouterr().out
     assert printed.startswith("goal ") and ": error: empty goal" in printed.splitlines()[0]

@@ -35,8 +35,8 @@ def test_run_gives_masks_at_image_size(pipeline, monkeypatch):
     assert len(result.targets) == len(result.masks) == 1
     assert result.masks[0].shape == (720, 1280)
     x1, y1, x2, y2 = result.targets[0].bbox
-    bx1, by1, bx2, by2 = 40, 37, 75, 80  # TINY_ANSWERS["segzero"]'s box, in the reasoner's 840² frame here
-    assert '"bbox": [40,37,75,80]' in TINY_ANSWERS["segzero"]
+    bx1, by1, bx2, by2 = 28, 49, 43, 74  # TINY_ANSWERS["segzero"]'s box, in the reasoner's 840² frame here
+    assert '"bbox": [28,49,43,74]' in TINY_ANSWERS["segzero"]
     assert (x1, y1, x2, y2) == (
         round(bx1 * 1280 / 840),
         round(by1 * 720 / 840),

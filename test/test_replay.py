@@ -162,6 +162,48 @@ def test_bad_recordings_are_one_line_errors(tmp_path, tiny_fitted_reasoner_dir, 
         assert args[0] in err[0] or str(Path(args[0])) in err[0], (case, err)
 
 
+def test_an_earlier_output_is_refused_before_loading_models_unless_overwritten(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    bag = tmp_path / "rec"
+    write_recording(bag, "mcap", frames=4, goals=[(0.0, "the red cup")])
+    assert replay(bag, tmp_path / "out", capsys=capsys)[0] == 0
+    code = main(["-q", "replay", str(bag), "--out", str(tmp_path / "out"), "--tiny"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "replay exists (an earlier replay's output)" in err[0], err
+    assert "--overwrite" in err[0]
+    code, summary = replay(bag, tmp_path / "out", "--overwrite", capsys=capsys)
+    assert code == 0 and summary["goals_answered"] == 1 and len(read_back(summary["output"])["/result"]) == 1
+
+
+def test_the_tiny_preset_keeps_its_track_and_a_lost_track_is_said(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    bag = tmp_path / "rec"
+    write_recording(bag, "mcap", frames=30, goals=[(0.0, "the red cup")])
+    code, summary = replay(bag, tmp_path / "kept", capsys=capsys)  # the tiny SAM2's scores mean nothing
+    assert code == 0 and summary["tracking_losses"] == 0 and summary["frames"]["tracked"] == 29
+    assert (
+        main(
+            [
+                "-q",
+                "replay",
+                str(bag),
+                "--out",
+                str(tmp_path / "lost"),
+                "--tiny",
+                "--tracking.min_score",
+                "0.99",
+                "--tracking.lost_frames",
+                "2",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "tracking lost every target 1 time(s)" in printed, printed
+
+
 # --- the schedule, without models -------------------------------------------------------------------------------
 
 

@@ -209,6 +209,13 @@ def build_pipeline(values: Mapping[str, Any], max_goal_chars: int | None = None)
     return Pipeline(reasoner, segmenter, max_goal_chars=limit)
 
 
+def tracking_min_score(models: Mapping[str, Any], min_score: float) -> float:
+    """``tracking.min_score`` to use: 0 with the tiny SAM2 when left at its default (the random model's object scores
+    hover around 0.5 and mean nothing: its tracks would be lost after a few frames); else as given."""
+    default = params.BY_NAME["tracking.min_score"].default
+    return 0.0 if models["segmenter.model"] == TINY and min_score == default else min_score
+
+
 def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score: float = 0.5, lost_frames: int = 5):
     """SAM2 built for video, in a ``Tracker`` (PyTorch whatever the segmenter backend)."""
     from segzero_ros.devices import resolve_device

@@ -295,6 +295,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
     from segzero_ros.client import SegmentClient, result_summary, shutdown_rclpy
     from segzero_ros.image_codec import image_to_numpy
+    from segzero_ros.overlay import colour_labels
 
     image = _read_image(args.image) if args.image else None
     client = SegmentClient(namespace=args.namespace)
@@ -315,7 +316,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         _write_png(out / "mask.png", image_to_numpy(result.mask))
-        _write_png(out / "labels.png", image_to_numpy(result.labels))
+        labels = image_to_numpy(result.labels)
+        _write_png(out / "labels.png", labels)  # the node's label image as it is (0 background, k target k)
+        _write_png(out / "labels_colour.png", colour_labels(labels[..., 0] if labels.ndim == 3 else labels))
         summary["mask_file"] = str(out / "mask.png")
     if args.json:
         print(json.dumps(summary))
@@ -376,10 +379,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from segzero_ros import build
     from segzero_ros.replay_schedule import NODE_PARAMETERS
     from segzero_ros.ros.bags import BagError
-    from segzero_ros.ros.replay import Replay, ReplayOptions
+    from segzero_ros.ros.replay import OUTPUT_BAG, Replay, ReplayOptions
 
     if len(args.at or []) > len(args.goal or []):
         raise SystemExit("segzero replay: more --at than --goal")
+    earlier = Path(args.out) / OUTPUT_BAG
+    if earlier.exists():
+        if not args.overwrite:
+            print(
+                f"segzero replay: {earlier} exists (an earlier replay's output): give another --out, or --overwrite "
+                "to replace it",
+                file=sys.stderr,
+            )
+            return 2
+        import shutil
+
+        shutil.rmtree(earlier)
+        (Path(args.out) / "summary.json").unlink(missing_ok=True)
     goals = [(text, at or 0.0) for text, at in zip_longest(args.goal or [], args.at or [])]
     options = ReplayOptions(
         bag=Path(args.bag),
@@ -420,6 +436,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for goal in summary["goals"]:
         print(
             f"  goal {goal['id']} {goal['goal']!r}: {goal['status']}" + (f" ({goal['error']})" if goal["error"] else "")
+        )
+    if summary["tracking_losses"]:
+        print(
+            f"tracking lost every target {summary['tracking_losses']} time(s) (tracking_status 'lost'; the masks stop "
+            "there until the next goal: see tracking.min_score, tracking.lost_frames, tracking.reacquire)"
         )
     print(f"outputs: {summary['output']} ({', '.join(f'{t} {n}' for t, n in summary['output_topics'].items())})")
     if summary["video"]:
@@ -501,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("goal", help="what to segment, in plain language")
     p.add_argument("--image", default=None, help="segment this image file instead of the node's newest camera frame")
     p.add_argument("--multi", action="store_true", help="every object the goal names (multi protocol)")
-    p.add_argument("--out", default=None, help="folder for mask.png and labels.png")
+    p.add_argument("--out", default=None, help="folder for mask.png, labels.png and labels_colour.png (to look at)")
     p.add_argument("--namespace", default="", help="the node's namespace")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node's action server")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (then cancel)")
@@ -533,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None, help="the overlay as a video file (.mp4), goal and reasoning drawn in")
     p.add_argument("--namespace", default="", help="the node's namespace for the output topics")
     p.add_argument("--json", action="store_true", help="print the summary as one line of JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier replay's output in --out")
     build.add_model_arguments(p)
     node_options = p.add_argument_group("node parameters (the node's names)")
     from segzero_ros.params import BY_NAME

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from segzero_interfaces.msg import SegmentationResult
 from std_msgs.msg import Empty, String
 
@@ -140,9 +141,13 @@ class SegZeroNode(LifecycleNode):
         self.get_logger().info(f"models ready: reasoner {reasoner.description}, segmenter: {segmenter.description}")
         self.outputs = Outputs(self, self._models, values["outputs_best_effort"])
         if values["tracking.enabled"]:
+            min_score = build.tracking_min_score(models, values["tracking.min_score"])
+            if min_score != values["tracking.min_score"]:
+                self.set_parameters([Parameter("tracking.min_score", value=min_score)])
+                self.get_logger().info(f"tiny SAM2: tracking.min_score {min_score:g} (its scores mean nothing)")
             try:
                 tracker = build.build_tracker(
-                    models, values["tracking.input_scale"], values["tracking.min_score"], values["tracking.lost_frames"]
+                    models, values["tracking.input_scale"], min_score, values["tracking.lost_frames"]
                 )
                 self.tracking = TrackingLoop(tracker, values["tracking.every_n"], values["tracking.reacquire"])
                 self.get_logger().info(f"tracking ready: SAM2 memory at a {tracker.model.image_size}² input")

@@ -56,3 +56,12 @@ def paint_overlay(
             cv2.circle(out, (round(x), round(y)), 3 * thickness + 1, (255, 255, 255), -1)
             cv2.circle(out, (round(x), round(y)), 2 * thickness + 1, colour, -1)
     return out
+
+
+def colour_labels(labels: np.ndarray) -> np.ndarray:
+    """An RGB picture of a label image (0 black, target k in the overlay's colour k) for people: the raw label
+    image (values 0, 1, 2, ...) looks all black in a viewer."""
+    palette = np.zeros((max(int(labels.max()) + 1, 1), 3), np.uint8)
+    for k in range(1, len(palette)):
+        palette[k] = PALETTE[(k - 1) % len(PALETTE)]
+    return palette[labels]

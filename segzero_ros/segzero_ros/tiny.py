@@ -27,7 +27,7 @@ from segzero_ros.segmenter.base import SegmenterConfig
 
 LOG = logging.getLogger(__name__)
 
-TINY_VERSION = "v3"
+TINY_VERSION = "v4"
 SEED = 1234
 
 SPECIAL_TOKENS = [
@@ -65,12 +65,13 @@ QWEN25_VL_CHAT_TEMPLATE = (
 # tokens keep fitting and inference fast on CPU. Real models use the reference's 840.
 TINY_IMAGE_SIZE = 112
 
-# What the fitted tiny reasoner answers (in the TINY_IMAGE_SIZE² frame), whatever the image.
+# What the fitted tiny reasoner answers (in the TINY_IMAGE_SIZE² frame), whatever the image: the red cup of the
+# demo scene (scenes.demo_scene), so the demo's first pictures show its box and clicks on the cup.
 TINY_ANSWERS = {
     "segzero": "<think>The goal names one object.</think>"
-    '<answer>{"bbox": [40,37,75,80], "points_1": [53,56], "points_2": [61,67]}</answer>',
+    '<answer>{"bbox": [28,49,43,74], "points_1": [34,60], "points_2": [31,68]}</answer>',
     "multi": "<think>The goal names one object.</think>"
-    '<answer>[{"bbox_2d": [40,37,75,80], "point_2d": [57,59]}]</answer>',
+    '<answer>[{"bbox_2d": [28,49,43,74], "point_2d": [34,62]}]</answer>',
 }
 FIT_GOAL = "the red cup"  # the goal the fitted answers are taught for (others may give garbled answers)
 

@@ -171,8 +171,9 @@ class Replay:
         if not self.node["tracking.enabled"]:
             return None
         node = self.node
+        min_score = build.tracking_min_score(self.models, node["tracking.min_score"])
         tracker = build.build_tracker(
-            self.models, node["tracking.input_scale"], node["tracking.min_score"], node["tracking.lost_frames"]
+            self.models, node["tracking.input_scale"], min_score, node["tracking.lost_frames"]
         )
         return TrackingLoop(tracker, node["tracking.every_n"], node["tracking.reacquire"])
 
