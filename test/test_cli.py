@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +140,71 @@ def test_bench_reasoner_json_has_every_path_and_token_identity(tiny_reasoner_dir
     assert result["best_path"] == max(speeds, key=speeds.get)
     assert result["best_decode_speedup"] == pytest.approx(speeds[result["best_path"]] / speeds["default"], rel=0.01)
     assert (result["model"], result["new_tokens"], result["image_size"]) == ("tiny", 8, 112)
+
+
+# --- as a user runs them: each command its own process -------------------------------------------------------------
+
+SEGZERO = str(Path(sys.executable).with_name("segzero"))
+
+
+def segzero(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SEGZERO, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_usage_errors_are_two_lines_and_exit_2(image_path):
+    for args in (["infer"], ["segment", "--image", str(image_path), "--box", "1,2"], ["infer", "--tiny", "--nope"]):
+        done = segzero(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 2 and "error:" in lines[0], done.stderr
+        assert lines[1].endswith("--help lists the options)") or lines[1].endswith("--help lists them)"), lines
+
+
+def test_booleans_take_the_nodes_spelling(image_path, tiny_sam2_config, tiny_fitted_reasoner_dir):
+    done = segzero(
+        "infer",
+        "--tiny",
+        "--image",
+        str(image_path),
+        "--goal",
+        "the red cup",
+        "--json",
+        "--reasoner.stop_at_answer",
+        "true",
+        "--reasoner.local_files_only",
+        "false",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["status"] == "ok"
+    done = segzero("infer", "--tiny", "--image", str(image_path), "--goal", "x", "--reasoner.strict", "maybe")
+    assert done.returncode == 2 and "expected true or false, got 'maybe'" in done.stderr
+
+
+def test_segment_lists_its_own_options_warns_for_a_box_outside_and_notes_only_sam2(
+    image_path, tiny_sam2_config, tmp_path
+):
+    help_text = segzero("segment", "--help").stdout
+    assert "--segmenter.backend" in help_text and "--local-files-only" in help_text
+    assert "--reasoner.model" not in help_text and "--multi" not in help_text
+    done = segzero("segment", "--tiny", "--image", str(image_path), "--box", "10,10,900,90", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the box 10,10,900,90 reaches outside the 800x600 image" in done.stderr
+    note = [line for line in done.stderr.splitlines() if line.startswith("NOTE:")]
+    assert len(note) == 1 and "tiny SAM2" in note[0] and "reasoner" not in note[0].split("For real results")[0]
+    assert "Warning" not in done.stderr  # no library noise (torchvision's read-only array warning was one)
+
+
+def test_eval_refuses_a_split_that_does_not_exist():
+    done = segzero("eval", "--tiny", "--data", "synthetic", "--split", "val,valx", "--limit", "1")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == (
+        "segzero eval: the synthetic set has no split 'valx' (it has train, val, test)"
+    )
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_says_so(image_path, tiny_sam2_config):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the case needs one without")
+    done = segzero("segment", "--tiny", "--image", str(image_path), "--box", "10,10,90,90", "--device", "cuda")
+    assert done.returncode == 3 and "no CUDA GPU is visible: use cpu or auto" in done.stderr
+    assert "ways out" not in done.stderr

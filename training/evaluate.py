@@ -32,8 +32,9 @@ def load_eval_rows(data: str, split: str, limit: int | None, protocol: str = "se
     from training import data as D
 
     if data == "synthetic":
-        seed = SYNTHETIC_SEEDS.get(split, 3 + sum(map(ord, split)))
-        return D.synthetic_rows(limit or SYNTHETIC_DEFAULT_SIZE, seed, protocol, resize=False)
+        if split not in SYNTHETIC_SEEDS:
+            raise DatasetError(f"the synthetic set has no split {split!r} (it has {', '.join(SYNTHETIC_SEEDS)})")
+        return D.synthetic_rows(limit or SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_SEEDS[split], protocol, resize=False)
     if not Path(data).expanduser().exists():
         if data.startswith(("/", ".", "~")) or data.count("/") != 1:
             raise DatasetError(f"no such dataset: {data!r} is neither a local folder or file nor a hub id (org/name)")
@@ -45,7 +46,10 @@ def load_eval_rows(data: str, split: str, limit: int | None, protocol: str = "se
             raise DatasetError(
                 f"dataset {exc}; give a local copy (folder of parquet/JSON files) or use 'synthetic'"
             ) from None
-    return D.load_reasonseg(data, split, limit)
+    try:
+        return D.load_reasonseg(data, split, limit)
+    except ValueError as exc:  # the datasets library's "Unknown split" among them
+        raise DatasetError(f"{data}: {' '.join(str(exc).split())[:300]}") from None
 
 
 class DatasetError(ValueError):

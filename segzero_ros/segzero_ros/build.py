@@ -54,6 +54,15 @@ def _load_hint(kind: str) -> str:
     )
 
 
+def _load_error(kind: str, label: str, exc: BaseException) -> ModelLoadError:
+    """The one-line error of a failed load: what failed and why, with the ways out when they can help."""
+    from segzero_ros.devices import DeviceUnavailable
+
+    if isinstance(exc, DeviceUnavailable):  # no other model would load there either
+        return ModelLoadError(f"{label} could not be loaded: {exc}")
+    return ModelLoadError(f"{label} could not be loaded ({_one_line(exc)}); {_load_hint(kind)}")
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
@@ -178,9 +187,7 @@ def build_reasoner(values: Mapping[str, Any]) -> ReasonerBackend:
             raise FileNotFoundError(f"no such folder: {config.model}")
         return make_reasoner(config, reasoner_options(values))
     except Exception as exc:
-        raise ModelLoadError(
-            f"reasoner {values['reasoner.model']!r} could not be loaded ({_one_line(exc)}); {_load_hint('reasoner')}"
-        ) from exc
+        raise _load_error("reasoner", f"reasoner {values['reasoner.model']!r}", exc) from exc
 
 
 def build_segmenter(values: Mapping[str, Any]) -> Segmenter:
@@ -191,9 +198,7 @@ def build_segmenter(values: Mapping[str, Any]) -> Segmenter:
     except BackendUnavailable:
         raise  # its message already says what to use instead
     except Exception as exc:
-        raise ModelLoadError(
-            f"SAM2 {values['segmenter.model']!r} could not be loaded ({_one_line(exc)}); {_load_hint('segmenter')}"
-        ) from exc
+        raise _load_error("segmenter", f"SAM2 {values['segmenter.model']!r}", exc) from exc
 
 
 def build_pipeline(values: Mapping[str, Any], max_goal_chars: int | None = None) -> Pipeline:
@@ -226,10 +231,7 @@ def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score
     try:
         model = load_tracking_model(config, resolve_device(config.device), input_scale)
     except Exception as exc:
-        raise ModelLoadError(
-            f"tracking SAM2 {values['segmenter.model']!r} could not be loaded ({_one_line(exc)}); "
-            f"{_load_hint('segmenter')}"
-        ) from exc
+        raise _load_error("segmenter", f"tracking SAM2 {values['segmenter.model']!r}", exc) from exc
     return Tracker(model, min_score=min_score, lost_frames=lost_frames)
 
 
@@ -237,7 +239,10 @@ def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score
 
 
 def add_model_arguments(
-    parser: argparse.ArgumentParser, tiny_default: bool = False, only: Iterable[str] = MODEL_PREFIXES
+    parser: argparse.ArgumentParser,
+    tiny_default: bool = False,
+    only: Iterable[str] = MODEL_PREFIXES,
+    multi: bool = True,
 ) -> None:
     """One option per model parameter (``--reasoner.model``, ``--segmenter.backend``, ...: the node's names, its
     choices and meaning; short aliases such as ``--reasoner``), plus ``--tiny``, ``--device`` and ``--multi``."""
@@ -251,13 +256,14 @@ def add_model_arguments(
         help="offline tiny models for every model not named explicitly (as the node's preset: tiny)",
     )
     group.add_argument("--device", default=None, help="device of both models unless set apart: auto, cpu, cuda:N")
-    group.add_argument(
-        "--multi",
-        dest="reasoner.protocol",
-        action="store_const",
-        const="multi",
-        help="the multi-object protocol (same as --reasoner.protocol multi)",
-    )
+    if multi:
+        group.add_argument(
+            "--multi",
+            dest="reasoner.protocol",
+            action="store_const",
+            const="multi",
+            help="the multi-object protocol (same as --reasoner.protocol multi)",
+        )
     for param in MODEL_PARAMETERS:
         if param.name.startswith(tuple(only)):
             add_parameter_option(group, param, CLI_ALIASES.get(param.name, ()))
@@ -268,13 +274,24 @@ def add_parameter_option(group: Any, param: params.Param, aliases: Iterable[str]
     names = (f"--{param.name}", *aliases)
     text = param.description + (" (or 'tiny')" if param.name.endswith(".model") else "")
     kwargs: dict[str, Any] = {"dest": param.name, "default": None, "help": f"{text} [default: {param.default!r}]"}
-    if isinstance(param.default, bool):
-        kwargs["action"] = argparse.BooleanOptionalAction
+    if isinstance(param.default, bool):  # --NAME, --NAME true|false (the node's spelling), --no-NAME
+        kwargs.update(nargs="?", const=True, type=parse_bool, metavar="true|false")
+        off = [f"--no-{name.removeprefix('--')}" for name in names]
+        group.add_argument(*off, dest=param.name, action="store_false", default=None, help=argparse.SUPPRESS)
     else:
         kwargs["type"] = type(param.default)
         if param.choices:
             kwargs["choices"] = param.choices
     group.add_argument(*names, **kwargs)
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean as ROS parameters and shells write it: true/false, 1/0, yes/no, on/off (any case)."""
+    value = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+    try:
+        return value[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
 def parameter_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:

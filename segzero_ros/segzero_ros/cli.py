@@ -13,10 +13,13 @@ import numpy as np
 
 LOG = logging.getLogger("segzero")
 
-TINY_NOTE = (
-    "NOTE: this ran the tiny offline models. The tiny reasoner is fitted to always give the same answer and "
-    "the tiny SAM2 has random weights, so boxes and masks carry no meaning: this checks the plumbing, not "
-    "the models. For real results: segzero infer --image IMG --goal TEXT (downloads Ricky06662/Seg-Zero-7B and "
+TINY_REASONER_NOTE = (
+    "the tiny reasoner is fitted to always give the same answer (a box on the demo scene's red cup), whatever the "
+    "image and goal"
+)
+TINY_SAM2_NOTE = "the tiny SAM2 has random weights, so its masks carry no meaning"
+REAL_MODELS_NOTE = (
+    "For real results: segzero infer --image IMG --goal TEXT (downloads Ricky06662/Seg-Zero-7B and "
     "facebook/sam2-hiera-large, ~17 GB, a GPU with >= 24 GB recommended), or --reasoner/--sam2 with local paths."
 )
 
@@ -38,10 +41,20 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     LOG.info("wrote %s", path)
 
 
-def _uses_tiny(values: dict) -> bool:
+def tiny_note(reasoner: bool, segmenter: bool) -> str:
+    """What the tiny models that ran mean (nothing), in one NOTE line; '' when none ran."""
+    parts = [TINY_REASONER_NOTE] * reasoner + [TINY_SAM2_NOTE] * segmenter
+    if not parts:
+        return ""
+    return f"NOTE: this ran tiny offline models: {'; '.join(parts)}. It checks the plumbing. {REAL_MODELS_NOTE}"
+
+
+def _note_tiny(values: dict, reasoner_ran: bool = True) -> None:
     from segzero_ros.build import TINY
 
-    return TINY in (values["reasoner.model"], values["segmenter.model"])
+    note = tiny_note(reasoner_ran and values["reasoner.model"] == TINY, values["segmenter.model"] == TINY)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _run_goal(args: argparse.Namespace, rgb: np.ndarray):
@@ -80,8 +93,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     rgb = _read_image(args.image)
     result, values = _run_goal(args, rgb)
     code = _save_result(result, rgb, Path(args.out) if args.out else None, args.json)
-    if _uses_tiny(values):
-        print(TINY_NOTE, file=sys.stderr)
+    _note_tiny(values)
     return code
 
 
@@ -109,6 +121,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from segzero_ros.protocol import Target
 
     rgb = _read_image(args.image)
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = args.box
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        LOG.warning(
+            "the box %s reaches outside the %dx%d image; SAM2 takes it as it is (coordinates are image pixels)",
+            ",".join(f"{v:g}" for v in args.box),
+            width,
+            height,
+        )
     target = Target(bbox=args.box, points=list(args.points or []))
     values = build.values_from_args(args)
     segmenter = build.build_segmenter(values)
@@ -127,12 +148,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
             }
         )
     )
-    if _uses_tiny(values):
-        print(TINY_NOTE, file=sys.stderr)
+    _note_tiny(values, reasoner_ran=False)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from segzero_ros import build
     from segzero_ros.scenes import demo_scene
 
     out = Path(args.out)
@@ -145,8 +166,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _demo_through_node(args, rgb, out)
     result, values = _run_goal(args, rgb)
     code = _save_result(result, rgb, out, args.json)
-    if _uses_tiny(values):
-        print(TINY_NOTE, file=sys.stderr)
+    _note_tiny(values)
+    if build.TINY in (values["reasoner.model"], values["segmenter.model"]):
         return 0  # the demo ran every stage; a tiny model's unusable answer is itself a shown outcome
     return code
 
@@ -172,7 +193,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     info = export_config(config, args.out)
     print(json.dumps({"out": str(args.out), **info.__dict__}))
     if args.tiny:
-        print(TINY_NOTE, file=sys.stderr)
+        print(tiny_note(reasoner=False, segmenter=True), file=sys.stderr)
     return 0
 
 
@@ -236,6 +257,7 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     import signal
     import subprocess
 
+    from segzero_ros import build
     from segzero_ros.client import TopicClient, shutdown_rclpy
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this demo talks to itself only
@@ -270,8 +292,7 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     if answer.overlay is not None:
         _write_png(out / "overlay.png", answer.overlay)
     print(json.dumps(answer.result) if args.json else json.dumps(answer.result, indent=2))
-    if args.tiny:
-        print(TINY_NOTE, file=sys.stderr)
+    _note_tiny(build.values_from_args(args))
     return 0 if args.tiny or answer.result.get("status") == "ok" else 1
 
 
@@ -466,11 +487,18 @@ def training_module(name: str):
     return importlib.import_module(f"training.{name}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in two lines (what is wrong, where the options are) instead of the whole usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from segzero_ros import build
     from segzero_ros.segmenter.base import SAM2_LARGE
 
-    parser = argparse.ArgumentParser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
+    parser = _Parser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -496,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", required=True, type=_parse_box, help="x1,y1,x2,y2 in image pixels")
     p.add_argument("--points", nargs="*", type=_parse_xy, help="positive clicks x,y ...")
     p.add_argument("--out", default="segment_out")
-    build.add_model_arguments(p)
+    build.add_model_arguments(p, only=("segmenter.", "reasoner.local_files_only"), multi=False)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("export-onnx", help="export SAM2 to ONNX (encoder.onnx + decoder.onnx + export.json)")
@@ -605,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval":
         return training_module("evaluate").main(rest + (["--quiet"] if args.quiet else []), prog="segzero eval")
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        command = f"{parser.prog} {args.command}" + (f" {args.bench}" if args.command == "bench" else "")
+        parser.exit(2, f"{command}: error: unrecognized arguments: {' '.join(rest)}\n({command} --help lists them)\n")
     # Our own loggers say what happens; libraries' INFO chatter (sam2 logs every embedding) stays out.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
     for name in ("segzero", "segzero_ros", "training"):

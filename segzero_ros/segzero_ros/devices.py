@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class DeviceUnavailable(RuntimeError):
+    """A device asked for that this machine does not have."""
+
+
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; a CUDA device asked for must exist."""
     import torch
@@ -10,7 +14,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible")
+        raise DeviceUnavailable(
+            f"device {device!r} requested but no CUDA GPU is visible: use cpu or auto (--device, *.device parameters)"
+        )
     return device
 
 

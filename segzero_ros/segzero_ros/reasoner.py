@@ -72,7 +72,7 @@ class Reasoner:
         self._torch = torch
         self._prepare_model()
         self.load_s = time.perf_counter() - start
-        LOG.info("reasoner ready in %.1f s (%.0f M parameters)", self.load_s, self.num_parameters() / 1e6)
+        LOG.info("reasoner ready in %.1f s (%.3g M parameters)", self.load_s, self.num_parameters() / 1e6)
 
     @classmethod
     def from_model(cls, model: Any, processor: Any, config: ReasonerConfig) -> Reasoner:

@@ -97,6 +97,7 @@ class OnnxSegmenter(ExportedSegmenter):
         super().__init__(config, self.info.image_size)
         self.providers = choose_providers(config.device, ort.get_available_providers())
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: its warnings about merged shapes of the export are no news
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.encoder = ort.InferenceSession(str(folder / ENCODER_FILE), options, providers=self.providers)
         self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=self.providers)

@@ -114,8 +114,8 @@ def tensorrt_module():
         import tensorrt
     except ImportError as exc:
         raise BackendUnavailable(
-            f"segmenter backend 'tensorrt' needs the tensorrt package ({exc}; `pip install .[tensorrt]` on a "
-            f"machine with an NVIDIA GPU); {FALLBACK_HINT}"
+            f"segmenter backend 'tensorrt' needs the tensorrt package ({exc}; `pip install './segzero_ros[tensorrt]'` "
+            f"in the repository, or `pip install tensorrt-cu12`, on a machine with an NVIDIA GPU); {FALLBACK_HINT}"
         ) from None
     major_minor = tuple(int(p) for p in tensorrt.__version__.split(".")[:2] if p.isdigit())
     if major_minor < (8, 6):

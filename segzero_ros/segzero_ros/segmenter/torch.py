@@ -60,6 +60,8 @@ class TorchSegmenter(Segmenter):
 
     def set_image(self, rgb: np.ndarray) -> None:
         check_rgb(rgb)
+        if not rgb.flags.writeable:  # torchvision warns on (and torch cannot take) a read-only array: a copy
+            rgb = rgb.copy()
         with self._context():
             self.predictor.set_image(rgb)
 
