@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # training/ and bench/ import from the repository root; the segzero_ros module lives in segzero_ros/.
 export PYTHONPATH := $(CURDIR):$(CURDIR)/segzero_ros
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -15,7 +15,7 @@ venv:
 demo: venv
 	$(PY) -m segzero_ros.cli demo --out demo_out
 
-test: venv
+test: venv lint
 	$(PY) -m pytest
 
 lint: venv

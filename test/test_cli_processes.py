@@ -116,16 +116,17 @@ def test_ask_stopped_while_waiting_cancels_and_exits_in_one_line(node, signum, c
         time.sleep(3)  # the slow goal ends on the node before the next one
 
 
-def test_camera_runs_for_its_seconds_and_stops_on_sigterm(node):
+def test_camera_runs_for_its_seconds_and_stops_on_sigterm_or_ctrl_c(node):
     done = segzero("camera", "--seconds", "1", "--rate", "10")
     assert done.returncode == 0 and own_lines(done.stderr, "camera") == [], done.stderr
     assert "sent 10 frames" in done.stderr or "sent 11 frames" in done.stderr, done.stderr
-    camera = subprocess.Popen([SEGZERO, "camera"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    camera.send_signal(signal.SIGTERM)
-    _, err = camera.communicate(timeout=30)
-    assert camera.returncode == 0 and own_lines(err, "camera") == [], err  # stopping is how a camera ends
-    assert "sent" in err.splitlines()[-1]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        camera = subprocess.Popen([SEGZERO, "camera"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        camera.send_signal(signum)
+        _, err = camera.communicate(timeout=30)
+        assert camera.returncode == 0 and own_lines(err, "camera") == [], err  # stopping is how a camera ends
+        assert "sent" in err.splitlines()[-1]
 
 
 def fastdds_files() -> dict[str, int]:

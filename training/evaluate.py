@@ -36,9 +36,10 @@ def load_eval_rows(data: str, split: str, limit: int | None, protocol: str = "se
             raise DatasetError(f"the synthetic set has no split {split!r} (it has {', '.join(SYNTHETIC_SEEDS)})")
         return D.synthetic_rows(limit or SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_SEEDS[split], protocol, resize=False)
     if not Path(data).expanduser().exists():
-        if data.startswith(("/", ".", "~")) or data.count("/") != 1:
+        from segzero_ros.hub import HubUnreachable, is_repo_id, local_only
+
+        if not is_repo_id(data):
             raise DatasetError(f"no such dataset: {data!r} is neither a local folder or file nor a hub id (org/name)")
-        from segzero_ros.hub import HubUnreachable, local_only
 
         try:
             local_only(data, repo_type="dataset")

@@ -167,9 +167,9 @@ def check_hub(values: Mapping[str, Any], kinds: Iterable[str] = ("segmenter", "r
 
 def check_hub_model(kind: str, model: str, local_files_only: bool = False) -> None:
     """``check_hub`` for one model (``kind`` "reasoner" or "segmenter") given by name, id or path."""
-    from segzero_ros.hub import HubUnreachable, local_only
+    from segzero_ros.hub import HubUnreachable, is_repo_id, local_only
 
-    if model == TINY or Path(model).expanduser().exists() or "/" not in model:
+    if model == TINY or Path(model).expanduser().exists() or not is_repo_id(model):
         return  # the offline models, a local path, or no hub id (its loader says what is wrong)
     try:
         local_only(model, local_files_only=local_files_only)

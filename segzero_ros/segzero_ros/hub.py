@@ -4,6 +4,7 @@ neither cached nor reachable fails at once, naming the model and the ways out (i
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from urllib.parse import urlparse
@@ -14,6 +15,11 @@ PROBE_TIMEOUT_S = 3.0
 
 class HubUnreachable(OSError):
     """A model is not in the local cache and the hub cannot be reached."""
+
+
+def is_repo_id(name: str) -> bool:
+    """``name`` has the form of a hub id (``org/name``), not of a path."""
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not name.startswith(".")
 
 
 def endpoint() -> str:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from segzero_ros.reasoner_base import SEGZERO_7B
+from segzero_ros.protocol import PROTOCOLS
+from segzero_ros.reasoner_base import (
+    IMAGE_SIZE_RANGE,
+    IMAGE_SIZE_STEP,
+    KV_CACHES,
+    MAX_NEW_TOKENS_RANGE,
+    REASONER_BACKENDS,
+    SEGZERO_7B,
+)
 from segzero_ros.segmenter.base import BACKENDS, PRECISIONS, SAM2_LARGE
 
 
@@ -91,7 +99,7 @@ PARAMETERS: tuple[Param, ...] = (
         "reasoner.backend",
         "local",
         "where the reasoner runs: local (transformers here) or openai (an OpenAI-compatible server, e.g. vLLM)",
-        choices=("local", "openai"),
+        choices=tuple(REASONER_BACKENDS),
         read_only=True,
     ),
     Param("reasoner.endpoint", "http://localhost:8000/v1", "backend openai: the server's base URL", read_only=True),
@@ -109,19 +117,26 @@ PARAMETERS: tuple[Param, ...] = (
         "reasoner.protocol",
         "segzero",
         "answer protocol of the model: segzero (one object) or multi",
-        choices=("segzero", "multi"),
+        choices=PROTOCOLS,
     ),
     Param("reasoner.strict", False, "parse answers exactly as the reference code (no repairs)"),
     Param(
         "reasoner.image_size",
         840,
         "side of the square image the reasoner sees (reference: 840)",
-        low=28,
-        high=4088,
-        step=28,
+        low=IMAGE_SIZE_RANGE[0],
+        high=IMAGE_SIZE_RANGE[1],
+        step=IMAGE_SIZE_STEP,
         read_only=True,
     ),
-    Param("reasoner.max_new_tokens", 1024, "longest answer generated, tokens", low=1, high=32768, step=1),
+    Param(
+        "reasoner.max_new_tokens",
+        1024,
+        "longest answer generated, tokens",
+        low=MAX_NEW_TOKENS_RANGE[0],
+        high=MAX_NEW_TOKENS_RANGE[1],
+        step=1,
+    ),
     Param("reasoner.stop_at_answer", True, "end generation once '</answer>' is written (false: at end of turn)"),
     Param("reasoner.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),
     Param(
@@ -143,7 +158,7 @@ PARAMETERS: tuple[Param, ...] = (
         "reasoner.cache",
         "dynamic",
         "KV cache: dynamic (the reference's) or static (fixed buffers; same tokens, needed by compile)",
-        choices=("dynamic", "static"),
+        choices=KV_CACHES,
         read_only=True,
     ),
     Param(

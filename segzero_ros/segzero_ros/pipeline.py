@@ -47,6 +47,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)  # prompt and generated token counts of the reasoner
+    cancelled: bool = False  # dropped by a cancel before it ran (``error`` says so too)
 
     @property
     def ok(self) -> bool:

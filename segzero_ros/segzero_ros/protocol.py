@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Protocol = Literal["segzero", "multi"]
 PROTOCOLS: tuple[str, ...] = ("segzero", "multi")
 Rounding = Literal["segzero", "multi"] | None
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from segzero_ros.devices import release_gpu_memory, resolve_device, resolve_dtype
-from segzero_ros.hub import local_only
+from segzero_ros.hub import is_repo_id, local_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
@@ -58,7 +58,8 @@ class Reasoner:
             "loading reasoner %s (%s, %s, attention %s)", cfg.model, self.device, self.dtype, cfg.attn_implementation
         )
         start = time.perf_counter()
-        local = Path(cfg.model).expanduser().exists() or local_only(cfg.model, "config.json", cfg.local_files_only)
+        hub_id = is_repo_id(cfg.model) and not Path(cfg.model).expanduser().exists()
+        local = local_only(cfg.model, "config.json", cfg.local_files_only) if hub_id else True
         common = {"local_files_only": local, "revision": cfg.revision}
         self.processor = AutoProcessor.from_pretrained(cfg.model, padding_side="left", **common)
         if not hasattr(self.processor, "image_processor"):
@@ -95,6 +96,9 @@ class Reasoner:
             self.model.forward = self._torch.compile(
                 self.model.forward, mode=mode, backend=self.config.compile_backend, dynamic=False
             )
+            # transformers' Qwen2.5-VL reads a few scalars with Tensor.item(): dynamo splits the graph there and
+            # warns about each split (30 lines), which is expected here and says nothing to a user.
+            logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
             LOG.info("reasoner forward compiled (%s); the first goal pays the compilation", self.config.compile_backend)
 
     @property

@@ -17,8 +17,10 @@ import numpy as np
 from segzero_ros.protocol import PROTOCOLS, ROUNDING_OF_PROTOCOL, AnswerFormatError, Target, parse_answer, scale_targets
 
 KV_CACHES = ("dynamic", "static")
+IMAGE_SIZE_STEP = 28  # Qwen2.5-VL's patch (14) times its merge (2): the reasoner's image side is a multiple of it
+IMAGE_SIZE_RANGE = (IMAGE_SIZE_STEP, 4088)  # 4088: the largest multiple of 28 up to 4096
+MAX_NEW_TOKENS_RANGE = (1, 32768)
 SEGZERO_7B = "Ricky06662/Seg-Zero-7B"
-VISIONREASONER_7B = "Ricky06662/VisionReasoner-7B"
 # backend name -> "module:class"; the module is imported only when that backend is built.
 REASONER_BACKENDS: dict[str, str] = {
     "local": "segzero_ros.reasoner:Reasoner",
@@ -54,10 +56,13 @@ class ReasonerConfig:
             raise ValueError(f"reasoner backend must be one of {tuple(REASONER_BACKENDS)}, got {self.backend!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"reasoner protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if not 28 <= self.image_size <= 4096 or self.image_size % 28:
-            raise ValueError(f"reasoner image_size must be a multiple of 28 in [28, 4096], got {self.image_size}")
-        if not 1 <= self.max_new_tokens <= 32768:
-            raise ValueError(f"max_new_tokens must be in [1, 32768], got {self.max_new_tokens}")
+        low, high = IMAGE_SIZE_RANGE
+        if not low <= self.image_size <= high or self.image_size % IMAGE_SIZE_STEP:
+            raise ValueError(
+                f"reasoner image_size must be a multiple of {IMAGE_SIZE_STEP} in [{low}, {high}], got {self.image_size}"
+            )
+        if not MAX_NEW_TOKENS_RANGE[0] <= self.max_new_tokens <= MAX_NEW_TOKENS_RANGE[1]:
+            raise ValueError(f"max_new_tokens must be in {list(MAX_NEW_TOKENS_RANGE)}, got {self.max_new_tokens}")
         if self.cache not in KV_CACHES:
             raise ValueError(f"reasoner cache must be one of {KV_CACHES}, got {self.cache!r}")
         if self.compile and self.cache != "static":

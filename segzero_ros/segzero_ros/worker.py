@@ -149,7 +149,7 @@ class GoalWorker:
             dropped = [g for g in self._goals if goal is None or g is goal]
             self._goals = collections.deque(g for g in self._goals if not any(g is d for d in dropped))
         for goal in dropped:
-            self._finish(goal, None, _failed_result(goal, "cancelled"))
+            self._finish(goal, None, _failed_result(goal, "cancelled", cancelled=True))
         return dropped
 
     def call_soon(self, request: Callable[[], None]) -> None:
@@ -321,8 +321,7 @@ class GoalWorker:
         return True
 
 
-def _failed_result(goal: Goal, reason: str) -> Result:
+def _failed_result(goal: Goal, reason: str, cancelled: bool = False) -> Result:
     text = goal.text if isinstance(goal.text, str) else repr(goal.text)
-    return Result(
-        goal=text, goal_id=goal.id, protocol="multi" if goal.multi else "segzero", image_wh=(0, 0), error=reason
-    )
+    protocol = "multi" if goal.multi else "segzero"
+    return Result(goal=text, goal_id=goal.id, protocol=protocol, image_wh=(0, 0), error=reason, cancelled=cancelled)

@@ -17,8 +17,6 @@ from segzero_ros.image_codec import image_to_numpy, numpy_to_image, to_rgb8
 from segzero_ros.overlay import paint_overlay
 from segzero_ros.pipeline import Result
 
-CANCELLED = "cancelled"  # the error of a goal dropped by a cancel before it ran
-
 
 def result_json(result: Result, header: Any, models: dict[str, str], reacquired: bool = False) -> str:
     """The ``result`` topic's JSON: the pipeline summary plus the source frame's stamp and frame id."""
@@ -43,7 +41,7 @@ def segmentation_msg(
     msg = SegmentationResult(
         goal_id=result.goal_id,
         goal=result.goal,
-        status="cancelled" if result.error == CANCELLED else result.status,
+        status="cancelled" if result.cancelled else result.status,
         error=result.error or "",
         reasoning=result.think or "",
         answer=result.text,
