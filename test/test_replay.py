@@ -226,7 +226,7 @@ class Jobs:
         self.log.append(("track", frame, start))
         return self.track_s, []
 
-    def fail(self, goal, reason, t):
+    def fail(self, goal, reason, t, ran=False):
         self.log.append(("fail", goal.id, reason))
 
 
@@ -277,6 +277,22 @@ def test_schedule_answers_refused_goals_at_intake_without_running_them():
     assert ("fail", "refused", "empty goal") in jobs.log and [e[1] for e in jobs.log if e[0] == "goal"] == ["g"]
     assert jobs.log.index(("fail", "refused", "empty goal")) == 1  # answered at 0.5 s, while the goal ran
     assert stats.frames_tracked > 0 and stats.goals_superseded == 0
+
+
+def test_schedule_honours_image_max_age_as_the_node_does():
+    """A goal after the camera went silent waits up to image_timeout_s for a newer frame, then fails with the node's
+    'camera silent' text; a goal on a fresh enough frame runs; a frame arriving within the wait is used."""
+    jobs = Jobs(goal_s=0.0, track_s=0.0)
+    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, image_timeout_s=2.0, max_frame_age_s=3.0)
+    stream = frames(10) + [FrameEvent(9.5 + k * 0.1, 100 + k) for k in range(3)]  # silent from 0.9 s to 9.5 s
+    goals = [GoalEvent(2.0, Goal("x", id="fresh")), GoalEvent(5.0, Goal("x", id="silent"))]
+    goals.append(GoalEvent(8.0, Goal("x", id="waits")))
+    stats = schedule.run(stream, goals)
+    fails = {entry[1]: entry[2] for entry in jobs.log if entry[0] == "fail"}
+    assert fails == {"silent": "camera silent for 6.1 s (no frame newer than image_max_age_s = 3 s)"}
+    ran = {entry[1]: (entry[2], entry[3]) for entry in jobs.log if entry[0] == "goal"}
+    assert ran["fresh"] == (9, 2.0) and ran["waits"] == (100, 9.5)  # the first frame after the silence
+    assert stats.goals_without_image == 1
 
 
 def test_schedule_stops_when_asked_and_says_what_was_left():

@@ -203,7 +203,7 @@ def test_unparsable_onnx_is_a_build_error_with_the_parser_message(fake_trt, tmp_
 
 def test_build_engine_cli_without_tensorrt_says_why(monkeypatch, tiny_sam2_export, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(SystemExit, match=r"build-engine: .*pip install .\[tensorrt\]"):
+    with pytest.raises(SystemExit, match=r"build-engine: .*pip install './segzero_ros\[tensorrt\]'"):
         main(["-q", "build-engine", "--onnx", str(tiny_sam2_export), "--out", str(tmp_path / "e")])
 
 

@@ -1,9 +1,10 @@
 """ROS 2 managed node ``segzero``: camera frames and language goals in; masks, reasoning and results out.
 
-Wiring only: goals are parsed by ``goals``, scheduled by ``worker.GoalWorker``, answered by the models built by
-``build``; messages come from ``ros.messages``, QoS from ``ros.qos``, the ``segment`` action from
-``ros.segment_action``, tracking between goals from ``tracking_loop``. Models load on configure and are released
-on cleanup; subscriptions exist and the worker runs only while active. Every goal gets exactly one ``result``.
+Wiring only: goals are parsed by ``goals``, scheduled by ``worker.GoalWorker``, answered by ``answering.Answering``
+(the models built by ``build``, the tracking decisions; the same core ``segzero replay`` runs); messages come from
+``ros.messages``, QoS from ``ros.qos``, the ``segment`` action from ``ros.segment_action``. Models load on configure
+and are released on cleanup; subscriptions exist and the worker runs only while active. Every goal gets exactly one
+``result``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from segzero_interfaces.msg import SegmentationResult
 from std_msgs.msg import Empty, String
 
 from segzero_ros import build, params
+from segzero_ros.answering import Answering, failure
 from segzero_ros.goals import Goal, checked_goal_from_cdr
-from segzero_ros.image_codec import ImageConversionError, stamp_seconds, to_rgb8
 from segzero_ros.pipeline import Pipeline, Result
 from segzero_ros.ros import process, qos
 from segzero_ros.ros.diagnostics import diagnostic_array, level_of, worker_values
@@ -47,7 +48,7 @@ class SegZeroNode(LifecycleNode):
         self.pipeline: Pipeline | None = None
         self.outputs: Outputs | None = None
         self.worker: GoalWorker | None = None
-        self.tracking: TrackingLoop | None = None
+        self.answering: Answering | None = None  # the models, outputs and track (configure to cleanup)
         self.action: SegmentAction | None = None  # from the first activation to cleanup
         self.intake: FrameIntake | None = None  # the camera subscription (while active)
         self._subs: list[Any] = []  # goal and cancel subscriptions (while active)
@@ -76,8 +77,9 @@ class SegZeroNode(LifecycleNode):
             self.pipeline.reasoner.update({name.removeprefix("reasoner."): value})
         elif self.pipeline is not None and name == "max_goal_chars":
             self.pipeline.max_goal_chars = int(value)
-        elif self.tracking is not None and name.startswith("tracking."):
-            owner = self.tracking.tracker if name in ("tracking.min_score", "tracking.lost_frames") else self.tracking
+        elif self.answering is not None and self.answering.tracking is not None and name.startswith("tracking."):
+            tracking = self.answering.tracking
+            owner = tracking.tracker if name in ("tracking.min_score", "tracking.lost_frames") else tracking
             # The tracking state belongs to the worker thread: the change is made there, between two steps.
             self.worker.call_soon(lambda: setattr(owner, name.removeprefix("tracking."), value))
 
@@ -140,6 +142,7 @@ class SegZeroNode(LifecycleNode):
         self._models = {"reasoner": reasoner.config.model, "segmenter": segmenter.description}
         self.get_logger().info(f"models ready: reasoner {reasoner.description}, segmenter: {segmenter.description}")
         self.outputs = Outputs(self, self._models, values["outputs_best_effort"])
+        tracking = None
         if values["tracking.enabled"]:
             min_score = build.tracking_min_score(models, values["tracking.min_score"])
             if min_score != values["tracking.min_score"]:
@@ -149,10 +152,11 @@ class SegZeroNode(LifecycleNode):
                 tracker = build.build_tracker(
                     models, values["tracking.input_scale"], min_score, values["tracking.lost_frames"]
                 )
-                self.tracking = TrackingLoop(tracker, values["tracking.every_n"], values["tracking.reacquire"])
+                tracking = TrackingLoop(tracker, values["tracking.every_n"], values["tracking.reacquire"])
                 self.get_logger().info(f"tracking ready: SAM2 memory at a {tracker.model.image_size}² input")
             except Exception as exc:  # tracking is an extra: the node serves goals without it
                 self.get_logger().warning(f"tracking disabled: its SAM2 did not load ({exc})")
+        self.answering = Answering(self.pipeline, self.outputs, tracking, lambda: self.value("reasoner.protocol"))
         self.worker = GoalWorker(
             self._run,
             self._publish_result,
@@ -162,6 +166,7 @@ class SegZeroNode(LifecycleNode):
             max_frame_age_s=values["image_max_age_s"],
             after_goal=self._after_goal,
             image_source=lambda: self.intake.describe() if self.intake is not None else "no image subscription",
+            failure=self.answering.failure,
         )
         self._state, self._error = "ready", ""
         return super().on_configure(state)
@@ -237,7 +242,7 @@ class SegZeroNode(LifecycleNode):
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
-        self.tracking, self.worker, self._state = None, None, "unconfigured"
+        self.answering, self.worker, self._state = None, None, "unconfigured"
 
     # --- goals and cancels ----------------------------------------------------------------------
 
@@ -266,25 +271,17 @@ class SegZeroNode(LifecycleNode):
         return self.worker is not None and bool(self.worker.cancel(goal))
 
     def _refusal(self, goal: Goal) -> SegmentationResult:
-        return segmentation_msg(self._failure_result(goal, goal.error or DEACTIVATED), None, self._models)
+        error = goal.error or DEACTIVATED
+        result = self.answering.failure(goal, error) if self.answering else failure(goal, error)
+        return segmentation_msg(result, None, self._models)
 
-    # --- worker thread ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _failure_result(goal: Goal, error: str, image_wh: tuple[int, int] = (0, 0)) -> Result:
-        return Result(goal=str(goal.text), goal_id=goal.id, protocol="segzero", image_wh=image_wh, error=error)
+    # --- worker thread: goals through the answering core (answering.Answering) ---------------------------
 
     def _run(self, frame: Frame, goal: Goal) -> Result:
-        try:
-            rgb = to_rgb8(frame.array, frame.encoding)
-        except ImageConversionError as exc:
-            return self._failure_result(goal, str(exc), (frame.array.shape[1], frame.array.shape[0]))
         stage = self.action.feedback if self.action is not None else (lambda *_: None)
-        return self.pipeline.run(
-            rgb,
-            goal.text,
-            goal_id=goal.id,
-            multi=goal.multi,
+        return self.answering.run(
+            frame,
+            goal,
             on_stage=lambda name: stage(goal, name),
             on_text=self.outputs.partial_reasoning(
                 goal.id, float(self.value("reasoning_partial_hz")), lambda think: stage(goal, "reasoning", think)
@@ -292,7 +289,7 @@ class SegZeroNode(LifecycleNode):
         )
 
     def _publish_result(self, goal: Goal, frame: Frame | None, result: Result) -> None:
-        typed, publish_ms = self.outputs.answer(frame, result, goal.reacquired, self.value("publish_overlay"))
+        typed, publish_ms = self.answering.publish(goal, frame, result, self.value("publish_overlay"))
         if publish_ms is not None:
             self.worker.stats.publish_ms.append(publish_ms)
         if self.action is not None:
@@ -304,42 +301,30 @@ class SegZeroNode(LifecycleNode):
         else:
             self.get_logger().warning(summary)
 
-    # --- tracking (tracking_loop): owned by the worker thread; other threads hand it worker.call_soon ----
+    # --- tracking: owned by the worker thread; other threads hand it worker.call_soon ------------------------
 
     def _after_goal(self, goal: Goal, frame: Frame | None, result: Result) -> None:
-        """After the answer of a goal the worker ran: it ends the previous track, and a successful one starts
-        tracking its targets (refused, superseded and cancelled goals never get here)."""
-        if self.tracking is None:
-            return
-        self._end_track("replaced by a new goal")
-        if not (result.ok and frame is not None and result.targets):
-            return
-        try:
-            rgb = to_rgb8(frame.array, frame.encoding)
-            self.tracking.start(goal, rgb, stamp_seconds(frame.header), result.targets)
-        except Exception as exc:
-            self.get_logger().warning(f"goal {goal.id}: tracking not started ({type(exc).__name__}: {exc})")
-            return
-        self.worker.idle_frames = True
+        """After the answer of a goal the worker ran (never a refused, superseded or cancelled one)."""
+        failed = self.answering.answered(goal, frame, result)
+        if failed:
+            self.get_logger().warning(f"goal {goal.id}: tracking not started ({failed})")
+        self.worker.idle_frames = self.answering.tracking_active
 
     def _end_track(self, why: str) -> None:
         if self.worker is not None:
             self.worker.idle_frames = False
-        ended = self.tracking.end(why) if self.tracking is not None else None
-        if ended is not None:
-            self.outputs.track_status(ended)
+        if self.answering is not None:
+            self.answering.end_track(why)
 
     def _track_frame(self, frame: Frame) -> None:
         """One tracking step on a new camera frame: mask, labels and ``tracking_status`` with its header."""
-        tracking = self.tracking
-        rgb = lambda: to_rgb8(frame.array, frame.encoding)  # noqa: E731 - converted only when the frame is tracked
-        update = tracking.step(rgb, stamp_seconds(frame.header), frame.array.shape[:2]) if tracking else None
-        if tracking is None or not tracking.active:
+        update = self.answering.track(frame)
+        if not self.answering.tracking_active:
             self.worker.idle_frames = False
         if update is None:
             return
-        self.outputs.tracked(frame.header, update)
-        if update.reacquire is not None and self.worker is not None:
+        self.answering.publish_tracked(frame, update)
+        if update.reacquire is not None:
             self.get_logger().info(f"goal {update.reacquire.id}: targets lost, reasoning again on the newest frame")
             self.worker.submit(update.reacquire)
 

@@ -1,9 +1,10 @@
 """The node's worker in virtual time, for replaying a recording: what the node would have done, frame by frame.
 
 One job at a time. A pending goal goes first and runs on the newest frame at the moment it starts (a goal that
-finds no frame waits for the next, up to ``image_timeout_s``); with nothing pending, a newer frame than the
-last one used is tracked (when a track is on). Past ``max_pending_goals`` the oldest pending goal is
-superseded, as in ``worker.GoalWorker``.
+finds no frame, or only one older than ``image_max_age_s``, waits for the next, up to ``image_timeout_s``); with
+nothing pending, a newer frame than the last one used is tracked (when a track is on). Past ``max_pending_goals``
+the oldest pending goal is superseded, and a goal refused at intake is answered at once, as in
+``worker.GoalWorker``; the answers' texts come from ``answering`` as the node's do.
 
 Two clocks: ``realtime`` — a job lasts as long as it really took, frames that arrive meanwhile replace each
 other and are skipped, as on the robot; otherwise (``all_frames``) a job takes no recorded time, so every
@@ -18,12 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from segzero_ros.answering import SUPERSEDED, camera_silent, no_image
 from segzero_ros.goals import Goal
 
 # The node's parameters a replay takes besides the models (same names, same meaning).
 NODE_PARAMETERS = (
     "max_pending_goals",
     "image_timeout_s",
+    "image_max_age_s",
     "max_goal_chars",
     "tracking.enabled",
     "tracking.input_scale",
@@ -71,7 +74,7 @@ class ScheduleStats:
 # (duration, goals it asks to run again); None when no track is on.
 GoalJob = Callable[[Goal, Any, float], float]
 TrackJob = Callable[[Any, float], "tuple[float, list[Goal]] | None"]
-FailJob = Callable[[Goal, str, float], None]
+FailJob = Callable[..., None]  # (goal, reason, time, ran=False): ran = the worker had taken the goal
 
 
 class ReplaySchedule:
@@ -85,11 +88,15 @@ class ReplaySchedule:
         realtime: bool = False,
         max_pending_goals: int = 4,
         image_timeout_s: float = 5.0,
+        max_frame_age_s: float = 0.0,
+        image_source: str = "",
     ) -> None:
         self._run_goal, self._track, self._fail = run_goal, track, fail_goal
         self.realtime = realtime
         self.max_pending_goals = max_pending_goals
         self.image_timeout_s = image_timeout_s
+        self.max_frame_age_s = max_frame_age_s  # 0: any frame, however old
+        self.image_source = image_source  # named in "no image" answers
         self.stats = ScheduleStats()
         self._pending: collections.deque[GoalEvent] = collections.deque()
         self._newest: FrameEvent | None = None
@@ -132,7 +139,7 @@ class ReplaySchedule:
         while len(self._pending) > self.max_pending_goals:
             old = self._pending.popleft()
             self.stats.goals_superseded += 1
-            self._fail(old.goal, "superseded by newer goals (queue full)", old.t)
+            self._fail(old.goal, SUPERSEDED, old.t)
 
     def _work(self, until: float) -> None:
         """Run the jobs the worker starts before ``until`` (the next event's time)."""
@@ -140,24 +147,26 @@ class ReplaySchedule:
             if self._pending:
                 event = self._pending[0]
                 start = max(self._free_at, event.t)
-                if self._newest is None:  # no frame yet: the goal waits for one
-                    if until != float("inf"):
+                deadline = start + self.image_timeout_s  # the goal waits this long for a usable frame
+                newest = self._newest
+                if newest is not None and newest.t > start:  # the goal waited for this frame
+                    if newest.t > deadline:
+                        self._pending.popleft()
+                        self._no_image(event, newest, deadline)
+                        continue
+                    start = newest.t
+                elif newest is None or self._stale(newest, start):  # it waits for a (newer) frame
+                    if until < deadline:
                         return
                     self._pending.popleft()
-                    self._no_image(event)
+                    self._no_image(event, newest, deadline)
                     continue
-                if self._newest.t > start:  # the goal waited for this frame
-                    if self._newest.t - event.t > self.image_timeout_s:
-                        self._pending.popleft()
-                        self._no_image(event)
-                        continue
-                    start = self._newest.t
                 if start > until:
                     return
                 self._pending.popleft()
-                frame, self._newest_used = self._newest, True
+                self._newest_used = True
                 self.stats.frames_goal += 1
-                self._finish(start, self._run_goal(event.goal, frame.frame, start))
+                self._finish(start, self._run_goal(event.goal, newest.frame, start))
                 continue
             if self._newest is None or self._newest_used:
                 return
@@ -175,9 +184,17 @@ class ReplaySchedule:
             for goal in again:
                 self._take_goal(GoalEvent(self._free_at, goal))
 
-    def _no_image(self, event: GoalEvent) -> None:
+    def _stale(self, frame: FrameEvent, at: float) -> bool:
+        return self.max_frame_age_s > 0 and at - frame.t > self.max_frame_age_s
+
+    def _no_image(self, event: GoalEvent, newest: FrameEvent | None, deadline: float) -> None:
+        """The goal found no usable frame by ``deadline``: none at all, or only a stale one (the node's texts)."""
         self.stats.goals_without_image += 1
-        self._fail(event.goal, f"no image received within {self.image_timeout_s:g} s", event.t)
+        if newest is not None and newest.t <= deadline and self._stale(newest, deadline):
+            reason = camera_silent(deadline - newest.t, self.max_frame_age_s)
+        else:
+            reason = no_image(self.image_timeout_s, self.image_source)
+        self._fail(event.goal, reason, deadline, ran=True)
 
     def _finish(self, start: float, duration: float) -> None:
         self.stats.jobs_s.append(duration)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from segzero_ros.answering import CANCELLED, SUPERSEDED, camera_silent, failure, no_image
 from segzero_ros.goals import Goal
 from segzero_ros.pipeline import Result
 
@@ -78,6 +79,7 @@ class GoalWorker:
         max_frame_age_s: float = 0.0,
         after_goal: ResultFn | None = None,
         image_source: Callable[[], str] | None = None,
+        failure: Callable[..., Result] = failure,
     ) -> None:
         self._run = run
         self._on_result = on_result
@@ -85,6 +87,7 @@ class GoalWorker:
         # (refused, superseded and cancelled goals never get here): the node ends or starts its track there.
         self._after_goal = after_goal
         self._image_source = image_source  # where frames come from, for "no image" answers (e.g. topic, publishers)
+        self._failure = failure  # (goal, reason, cancelled=False) -> the goal's failed Result (answering.failure)
         # Called in the worker thread with each new frame while no goal is pending and ``idle_frames`` is set
         # (the node tracks its last goal's targets this way); frames that come faster are skipped, never queued.
         # Set ``idle_frames`` from the worker thread only (a job, ``after_goal`` or a ``call_soon`` request).
@@ -131,7 +134,7 @@ class GoalWorker:
         if goal.error:
             with self._cond:
                 self.stats.goals_received += 1
-            self._finish(goal, None, _failed_result(goal, goal.error))
+            self._finish(goal, None, self._failure(goal, goal.error))
             return
         superseded = []
         with self._cond:
@@ -141,7 +144,7 @@ class GoalWorker:
                 superseded.append(self._goals.popleft())
             self._cond.notify_all()
         for old in superseded:
-            self._finish(old, None, _failed_result(old, "superseded by newer goals (queue full)"))
+            self._finish(old, None, self._failure(old, SUPERSEDED))
 
     def cancel(self, goal: Goal | None = None) -> list[Goal]:
         """Drop ``goal``, or every pending goal, each answered "cancelled"; a running goal finishes."""
@@ -149,7 +152,7 @@ class GoalWorker:
             dropped = [g for g in self._goals if goal is None or g is goal]
             self._goals = collections.deque(g for g in self._goals if not any(g is d for d in dropped))
         for goal in dropped:
-            self._finish(goal, None, _failed_result(goal, "cancelled", cancelled=True))
+            self._finish(goal, None, self._failure(goal, CANCELLED, cancelled=True))
         return dropped
 
     def call_soon(self, request: Callable[[], None]) -> None:
@@ -202,7 +205,7 @@ class GoalWorker:
             self._goals.clear()
             self._cond.notify_all()
         for goal in left:
-            self._finish(goal, None, _failed_result(goal, reason))
+            self._finish(goal, None, self._failure(goal, reason))
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -215,7 +218,7 @@ class GoalWorker:
             self._run_requests(requests)
         elif running is not None:
             LOG.warning("goal %s still running after %.0f s; answering it now", running.id, timeout)
-            self._finish(running, None, _failed_result(running, reason))
+            self._finish(running, None, self._failure(running, reason))
 
     # --- worker thread ---------------------------------------------------------------------------
 
@@ -243,7 +246,7 @@ class GoalWorker:
                 except Exception as exc:  # the worker must survive anything a goal does
                     LOG.exception("worker failed on goal %s", goal.id)
                     error = f"internal error: {type(exc).__name__}: {exc}"
-                    self._answer_ran(goal, None, _failed_result(goal, error))
+                    self._answer_ran(goal, None, self._failure(goal, error))
                 finally:
                     self._busy = None
             else:
@@ -280,7 +283,7 @@ class GoalWorker:
                 self._frame_used = True
         if not fresh:
             reason = self._stop_reason if self._stop else self._no_image_reason(frame, start)
-            self._answer_ran(goal, None, _failed_result(goal, reason))
+            self._answer_ran(goal, None, self._failure(goal, reason))
             return
         self._answer_ran(goal, frame, self._run(frame, goal))
 
@@ -292,11 +295,8 @@ class GoalWorker:
 
     def _no_image_reason(self, frame: Frame | None, since: float) -> str:
         if frame is not None:
-            age = time.monotonic() - frame.received
-            return f"camera silent for {age:.1f} s (no frame newer than image_max_age_s = {self.max_frame_age_s:g} s)"
-        reason = f"no image received within {self.image_timeout_s:g} s"
-        if self._image_source is not None:
-            reason += f" on {self._image_source()}"
+            return camera_silent(time.monotonic() - frame.received, self.max_frame_age_s)
+        reason = no_image(self.image_timeout_s, self._image_source() if self._image_source is not None else "")
         stats = self.stats
         if stats.last_drop and stats.last_drop_at >= since - self.image_timeout_s:
             reason += f"; frames arrive but are dropped: {stats.last_drop}"
@@ -319,9 +319,3 @@ class GoalWorker:
         except Exception:
             LOG.exception("publishing the result of goal %s failed", goal.id)
         return True
-
-
-def _failed_result(goal: Goal, reason: str, cancelled: bool = False) -> Result:
-    text = goal.text if isinstance(goal.text, str) else repr(goal.text)
-    protocol = "multi" if goal.multi else "segzero"
-    return Result(goal=text, goal_id=goal.id, protocol=protocol, image_wh=(0, 0), error=reason, cancelled=cancelled)

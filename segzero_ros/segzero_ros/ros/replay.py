@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from segzero_ros import build
+from segzero_ros.answering import Answering
 from segzero_ros.goals import Goal, checked_goal_from_cdr, goal_from_message
 from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, image_to_numpy, to_rgb8
 from segzero_ros.pipeline import Result
@@ -146,7 +147,8 @@ class Replay:
             opts.out.mkdir(parents=True, exist_ok=True)
             self.output = BagOutput(opts.out / OUTPUT_BAG)
             models = {"reasoner": pipeline.reasoner.config.model, "segmenter": pipeline.segmenter.description}
-            jobs = _Jobs(self, pipeline, tracking, Outputs(self, models))
+            protocol = self.models["reasoner.protocol"]
+            jobs = _Jobs(self, Answering(pipeline, Outputs(self, models), tracking, lambda: protocol))
             schedule = ReplaySchedule(
                 jobs.run_goal,
                 jobs.track,
@@ -154,6 +156,8 @@ class Replay:
                 realtime=opts.realtime,
                 max_pending_goals=self.node["max_pending_goals"],
                 image_timeout_s=self.node["image_timeout_s"],
+                max_frame_age_s=self.node["image_max_age_s"],
+                image_source=f"{image_topic} (recorded)",
             )
             start = time.perf_counter()
             stats = schedule.run(self._frames(bag, image_topic), goal_events, opts.stop)
@@ -263,55 +267,49 @@ def decode_frame(bag: BagInput, raw: bytes, msgtype: str) -> Frame | str:
 
 
 class _Jobs:
-    """The node's work on one goal or one tracked frame, publishing into the replay's output."""
+    """The node's work on one goal or one tracked frame (the answering core), publishing into the replay's output."""
 
-    def __init__(self, replay: Replay, pipeline: Any, tracking: TrackingLoop | None, outputs: Outputs) -> None:
-        self.replay, self.pipeline, self.tracking, self.outputs = replay, pipeline, tracking, outputs
+    def __init__(self, replay: Replay, answering: Answering) -> None:
+        self.replay, self.answering = replay, answering
 
     def _publish_at(self, start: float, duration: float) -> None:
         self.replay.now = start + duration if self.replay.options.realtime else start
 
     def run_goal(self, goal: Goal, frame: Frame, start: float) -> float:
         t0 = time.perf_counter()
-        result = self.pipeline.run(to_rgb8(frame.array, frame.encoding), goal.text, goal_id=goal.id, multi=goal.multi)
+        result = self.answering.run(frame, goal)
         duration = time.perf_counter() - t0
         self._publish_at(start, duration)
-        self.outputs.answer(frame, result, goal.reacquired)
+        self.answering.publish(goal, frame, result)
         self._answered(goal, frame, result)
-        if self.tracking is not None:
-            self._end_track("replaced by a new goal")
-            if result.ok and frame is not None and result.targets:
-                stamp = frame.header.stamp.sec + frame.header.stamp.nanosec * 1e-9
-                self.tracking.start(goal, to_rgb8(frame.array, frame.encoding), stamp, result.targets)
+        self.answering.answered(goal, frame, result)
         return time.perf_counter() - t0
 
     def track(self, frame: Frame, start: float) -> tuple[float, list[Goal]] | None:
-        if self.tracking is None or not self.tracking.active:
+        if not self.answering.tracking_active:
             return None
         t0 = time.perf_counter()
-        stamp = frame.header.stamp.sec + frame.header.stamp.nanosec * 1e-9
-        update = self.tracking.step(lambda: to_rgb8(frame.array, frame.encoding), stamp, frame.array.shape[:2])
+        update = self.answering.track(frame)
         duration = time.perf_counter() - t0
         if update is None:
             return duration, []
         self._publish_at(start, duration)
-        self.outputs.tracked(frame.header, update)
+        self.answering.publish_tracked(frame, update)
         if update.status.get("state") == "lost":
             self.replay.tracking_losses += 1
         masks = [] if update.labels is None else [update.labels == k for k in range(1, int(update.labels.max()) + 1)]
         self._show({"masks": masks, "lines": self.replay.shown[-1][1].get("lines", []) if self.replay.shown else []})
         return duration, [update.reacquire] if update.reacquire is not None else []
 
-    def fail_goal(self, goal: Goal, reason: str, t: float) -> None:
+    def fail_goal(self, goal: Goal, reason: str, t: float, ran: bool = False) -> None:
+        """A goal answered without the models; ``ran``: the worker had taken it (no image), which, as on the node,
+        ends the running track."""
         self.replay.now = t
-        result = Result(goal=str(goal.text), goal_id=goal.id, protocol="segzero", image_wh=(0, 0), error=reason)
-        self.outputs.answer(None, result, goal.reacquired)
+        result = self.answering.failure(goal, reason)
+        self.answering.publish(goal, None, result)
         self._answered(goal, None, result)
-
-    def _end_track(self, reason: str) -> None:
-        ended = self.tracking.end(reason)
-        if ended is not None:
-            self.outputs.track_status(ended)
+        if ran:
+            self.answering.answered(goal, None, result)
 
     def _answered(self, goal: Goal, frame: Frame | None, result: Result) -> None:
         summary = result.to_dict()
