@@ -127,6 +127,18 @@ def test_corrupt_frames_are_skipped_and_counted(tmp_path, tiny_fitted_reasoner_d
     assert "data has" in next(iter(summary["frames"]["corrupt_reasons"]))
 
 
+def test_the_nodes_frame_size_limit_and_overlay_switch_apply(
+    tmp_path, tiny_fitted_reasoner_dir, tiny_sam2_config, capsys
+):
+    bag = tmp_path / "rec"
+    write_recording(bag, "mcap", frames=6, size=(160, 120), goals=[(0.2, "the red cup")])
+    code, summary = replay(bag, tmp_path / "small", "--max_image_size", "128", capsys=capsys)
+    assert code == 0 and summary["frames"]["corrupt"] == 6  # every frame beyond the limit, as the node drops them
+    assert "exceeds the 128" in next(iter(summary["frames"]["corrupt_reasons"]))
+    code, summary = replay(bag, tmp_path / "quiet", "--publish_overlay", "false", capsys=capsys)
+    assert code == 0 and summary["goals"][0]["status"] == "ok" and "/overlay" not in summary["output_topics"]
+
+
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     text = tmp_path / "notes.txt"
     text.write_text("not a recording")

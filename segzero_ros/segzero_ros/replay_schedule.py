@@ -22,12 +22,16 @@ from typing import Any
 from segzero_ros.answering import SUPERSEDED, camera_silent, no_image
 from segzero_ros.goals import Goal
 
-# The node's parameters a replay takes besides the models (same names, same meaning).
+# The node's parameters a replay takes besides the models (same names, same meaning). The others cannot apply to a
+# recording: autostart and the lifecycle, the transport (image_qos, compressed_input: the recording says what the
+# camera sent, outputs_best_effort), live streaming (reasoning_partial_hz), diagnostics_period_s; preset is --tiny.
 NODE_PARAMETERS = (
     "max_pending_goals",
     "image_timeout_s",
     "image_max_age_s",
     "max_goal_chars",
+    "max_image_size",
+    "publish_overlay",
     "tracking.enabled",
     "tracking.input_scale",
     "tracking.every_n",

@@ -201,7 +201,7 @@ class Replay:
         ):
             if self.options.with_input:
                 self.output.write_raw(topic, msgtype, raw, t_ns)
-            frame = decode_frame(bag, raw, msgtype)
+            frame = decode_frame(bag, raw, msgtype, int(self.node["max_image_size"]))
             if isinstance(frame, str):
                 self.frames_corrupt += 1
                 self.corrupt_reasons[frame] = self.corrupt_reasons.get(frame, 0) + 1
@@ -222,7 +222,7 @@ class Replay:
         for _, msgtype, t_ns, raw in bag.messages([topic]):
             if self.options.stop():  # the video so far stays a playable file
                 break
-            frame, t = decode_frame(bag, raw, msgtype), self.seconds(t_ns)
+            frame, t = decode_frame(bag, raw, msgtype, int(self.node["max_image_size"])), self.seconds(t_ns)
             if isinstance(frame, str):
                 continue
             while k < len(self.shown) and self.shown[k][0] <= t:
@@ -246,18 +246,19 @@ class Replay:
         return written
 
 
-def decode_frame(bag: BagInput, raw: bytes, msgtype: str) -> Frame | str:
-    """A recorded image as a worker ``Frame`` (its header as rclpy's), or why it cannot be used."""
+def decode_frame(bag: BagInput, raw: bytes, msgtype: str, max_size: int) -> Frame | str:
+    """A recorded image as a worker ``Frame`` (its header as rclpy's), or why it cannot be used (as the node's
+    camera subscription decides: ``max_image_size`` included)."""
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
     try:
         msg = bag.decode(raw, msgtype)
         if msgtype.endswith("CompressedImage"):
-            array = compressed_to_numpy(msg)
+            array = compressed_to_numpy(msg, max_size=max_size)
             encoding = "rgb8" if array.ndim == 3 else "mono8"
         else:
-            array, encoding = image_to_numpy(msg), msg.encoding
+            array, encoding = image_to_numpy(msg, max_size=max_size), msg.encoding
     except ImageConversionError as exc:
         return str(exc)
     except Exception as exc:  # a message that does not deserialize
@@ -280,7 +281,7 @@ class _Jobs:
         result = self.answering.run(frame, goal)
         duration = time.perf_counter() - t0
         self._publish_at(start, duration)
-        self.answering.publish(goal, frame, result)
+        self.answering.publish(goal, frame, result, self.replay.node["publish_overlay"])
         self._answered(goal, frame, result)
         self.answering.answered(goal, frame, result)
         return time.perf_counter() - t0
