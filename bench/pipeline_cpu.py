@@ -16,15 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segzero_ros"))
 
-from segzero_ros.benchmark import median_ms
+from segzero_ros.benchmarks.sam2 import median_ms
 
 
 def bench(repeats: int) -> dict:
     import torch
 
     from segzero_ros.protocol import Target
-    from segzero_ros.reasoner import Reasoner
-    from segzero_ros.reasoner_base import ReasonerConfig, interpret_answer
+    from segzero_ros.reasoner.base import ReasonerConfig, interpret_answer
+    from segzero_ros.reasoner.local import Reasoner
     from segzero_ros.scenes import demo_scene
     from segzero_ros.segmenter import SegmenterConfig, make_segmenter
     from segzero_ros.tiny import (

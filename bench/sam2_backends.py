@@ -2,7 +2,7 @@
 
     python bench/sam2_backends.py [--config tiny|CONFIG] [--backends torch,onnx] [--repeats N] [--device D] [--json]
 
-The same as ``segzero bench sam2`` (see ``segzero_ros/benchmark.py``). ``--config tiny`` is the test model
+The same as ``segzero bench sam2`` (see ``segzero_ros/benchmarks/sam2.py``). ``--config tiny`` is the test model
 (1.3 M parameters, input 256); a sam2 config name (default ``configs/sam2.1/sam2.1_hiera_t.yaml``) is built
 with random weights at its real size, which is what speed depends on.
 """

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segzero_ros"))
 
 
 def main() -> None:
-    from segzero_ros import node
-    from segzero_ros.reasoner import Reasoner
+    from segzero_ros.reasoner.local import Reasoner
+    from segzero_ros.ros import node
 
     seconds = float(os.environ.get("SEGZERO_BENCH_REASONER_S", "2.0"))
     generate = Reasoner.generate

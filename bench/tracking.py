@@ -47,7 +47,7 @@ def run(
     import torch
 
     from segzero_ros import build
-    from segzero_ros.benchmark import base_config
+    from segzero_ros.benchmarks.sam2 import base_config
     from segzero_ros.pipeline import Pipeline
     from segzero_ros.protocol import Target
     from segzero_ros.segmenter import make_segmenter

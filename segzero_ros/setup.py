@@ -28,8 +28,8 @@ setup(
     entry_points={
         "console_scripts": [
             "segzero = segzero_ros.cli:main",
-            "segzero_node = segzero_ros.node:main",
-            "segzero_depth = segzero_ros.depth_node:main",
+            "segzero_node = segzero_ros.ros.node:main",
+            "segzero_depth = segzero_ros.ros.depth_node:main",
         ],
     },
 )

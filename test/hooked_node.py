@@ -15,7 +15,7 @@ SLOW_PREFIX = "slow:"
 
 
 def main() -> None:
-    from segzero_ros import node
+    from segzero_ros.ros import node
 
     run = node.SegZeroNode._run
 

@@ -64,7 +64,7 @@ class NodeProcess:
         ros_args: tuple[str, ...] = (),
     ) -> None:
         self.allowed_faults = allowed_faults
-        args = [*(command or [sys.executable, "-m", "segzero_ros.node"]), "--ros-args", *ros_args]
+        args = [*(command or [sys.executable, "-m", "segzero_ros.ros.node"]), "--ros-args", *ros_args]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
         self.log_path = log_path

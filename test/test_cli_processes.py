@@ -210,7 +210,7 @@ def test_the_readmes_python_clients_find_the_node_in_a_fresh_process(node):
 def test_the_python_clients_say_when_no_node_is_there(node, client):
     code = (
         "import time, numpy as np\n"
-        "from segzero_ros.client import NodeNotFoundError, SegmentClient, TopicClient\n"
+        "from segzero_ros.ros.client import NodeNotFoundError, SegmentClient, TopicClient\n"
         "rgb = np.zeros((48, 64, 3), np.uint8)\n"
         "start = time.monotonic()\n"
         f"try:\n    {client}\nexcept NodeNotFoundError as exc:\n    print(round(time.monotonic() - start), exc)\n"

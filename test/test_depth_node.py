@@ -123,7 +123,7 @@ def depth_node(tmp_path_factory):
     node = NodeProcess(
         log,
         {"depth.wait_s": 0.5, "depth.max_skew_s": 0.05, "depth.cloud_stride": 2},
-        command=[sys.executable, "-m", "segzero_ros.depth_node"],
+        command=[sys.executable, "-m", "segzero_ros.ros.depth_node"],
     )
     probe = DepthProbe()
     try:

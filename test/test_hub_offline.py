@@ -113,7 +113,7 @@ def test_a_cached_model_loads_without_the_hub(no_hub, image, tiny_fitted_reasone
 def test_the_node_and_demo_say_why_their_models_did_not_load(no_hub, tmp_path, tiny_sam2_config):
     isolate_ros_domain()
     log = tmp_path / "node.log"
-    command = [sys.executable, "-m", "segzero_ros.node", "--ros-args", "-p", "segmenter.model:=tiny"]
+    command = [sys.executable, "-m", "segzero_ros.ros.node", "--ros-args", "-p", "segmenter.model:=tiny"]
     with open(log, "w") as out:
         node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

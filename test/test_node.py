@@ -173,7 +173,7 @@ def test_padded_bgr_frames_are_read_with_their_step(ros):
 
 
 def test_topic_client_gets_result_mask_and_overlay(ros):
-    from segzero_ros.client import TopicClient
+    from segzero_ros.ros.client import TopicClient
     from segzero_ros.scenes import demo_scene
 
     _, node = ros
@@ -344,7 +344,7 @@ def test_cancel_answers_pending_goals_as_cancelled(ros):
 
 @pytest.fixture(scope="module")
 def segment_client(ros):
-    from segzero_ros.client import SegmentClient
+    from segzero_ros.ros.client import SegmentClient
 
     client = SegmentClient()
     assert client.wait_for_server(60), "the node serves no 'segment' action"
@@ -546,7 +546,7 @@ def test_unavailable_backend_fails_configure_and_diagnostics_say_why(rclpy_conte
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
-    from segzero_ros.node import SegZeroNode
+    from segzero_ros.ros.node import SegZeroNode
 
     overrides = [Parameter("preset", value="tiny"), Parameter("segmenter.backend", value="tensorrt")]
     saved = sys.modules.get("tensorrt")

@@ -58,7 +58,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
 
 @pytest.fixture(scope="module")
 def action_client(ros):
-    from segzero_ros.client import SegmentClient
+    from segzero_ros.ros.client import SegmentClient
 
     client = SegmentClient()
     assert client.wait_for_server(60)
@@ -241,7 +241,7 @@ def test_diagnostics_name_the_node_with_its_namespace():
     isolate_ros_domain()
     import rclpy
 
-    from segzero_ros.node import SegZeroNode
+    from segzero_ros.ros.node import SegZeroNode
 
     owned = not rclpy.ok()
     if owned:

@@ -21,7 +21,7 @@ def test_a_stop_signal_answers_every_goal_before_the_process_ends(tmp_path, tiny
     import rclpy
     from action_msgs.msg import GoalStatus
 
-    from segzero_ros.client import SegmentClient
+    from segzero_ros.ros.client import SegmentClient
 
     isolate_ros_domain()
     probe, node = start_node(tmp_path / "segzero_node.log")

@@ -61,7 +61,7 @@ def test_validate_accepts_int_for_float_and_ignores_foreign_parameters():
 def test_node_declares_exactly_the_parameters_with_descriptors():
     import rclpy
 
-    from segzero_ros.node import SegZeroNode
+    from segzero_ros.ros.node import SegZeroNode
 
     rclpy.init(args=["--ros-args", "-p", "autostart:=false"])
     try:

@@ -10,7 +10,7 @@ from conftest import force_answer
 
 from segzero_ros.goals import GoalError, check_goal
 from segzero_ros.pipeline import Pipeline, describe_error
-from segzero_ros.reasoner import Reasoner, ReasonerConfig
+from segzero_ros.reasoner.local import Reasoner, ReasonerConfig
 from segzero_ros.scenes import demo_scene
 from segzero_ros.segmenter import make_segmenter
 from segzero_ros.tiny import TINY_ANSWERS

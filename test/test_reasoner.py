@@ -11,7 +11,7 @@ from conftest import force_answer
 from PIL import Image
 
 from segzero_ros.protocol import build_prompt
-from segzero_ros.reasoner import Reasoner, ReasonerConfig, interpret_answer
+from segzero_ros.reasoner.local import Reasoner, ReasonerConfig, interpret_answer
 from segzero_ros.scenes import demo_scene
 
 

@@ -12,8 +12,8 @@ from fake_openai import FakeOpenAI
 from PIL import Image
 
 from segzero_ros.protocol import build_prompt
-from segzero_ros.reasoner_base import ReasonerConfig
-from segzero_ros.remote_reasoner import RemoteConfig, RemoteReasoner
+from segzero_ros.reasoner.base import ReasonerConfig
+from segzero_ros.reasoner.remote import RemoteConfig, RemoteReasoner
 from segzero_ros.scenes import demo_scene
 
 ANSWER = (

@@ -25,7 +25,7 @@ REWARD_NAMES = [
 
 @pytest.mark.slow
 def test_tiny_run_logs_rewards_saves_a_loadable_checkpoint_and_resumes(tmp_path, tiny_reasoner_dir):
-    from segzero_ros.reasoner import Reasoner, ReasonerConfig
+    from segzero_ros.reasoner.local import Reasoner, ReasonerConfig
     from segzero_ros.scenes import demo_scene
 
     out = tmp_path / "run"

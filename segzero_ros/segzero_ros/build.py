@@ -15,7 +15,7 @@ from typing import Any
 
 from segzero_ros import params
 from segzero_ros.pipeline import Pipeline
-from segzero_ros.reasoner_base import ReasonerBackend, ReasonerConfig, backend_class, make_reasoner
+from segzero_ros.reasoner.base import ReasonerBackend, ReasonerConfig, backend_class, make_reasoner
 from segzero_ros.segmenter.base import BackendUnavailable, Segmenter, SegmenterConfig, make_segmenter
 
 LOG = logging.getLogger(__name__)

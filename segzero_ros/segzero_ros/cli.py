@@ -215,14 +215,14 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from segzero_ros.benchmark import bench_sam2, format_table
+    from segzero_ros.benchmarks.sam2 import bench_sam2, format_table
 
     result = bench_sam2(args.config, args.backends.split(","), args.repeats, args.device, args.image_size)
     return _report(result, args, lambda: format_table(args.config, result, args.repeats))
 
 
 def cmd_bench_reasoner(args: argparse.Namespace) -> int:
-    from segzero_ros.reasoner_benchmark import bench_reasoner, format_reasoner_table
+    from segzero_ros.benchmarks.reasoner import bench_reasoner, format_reasoner_table
 
     model = "tiny" if args.tiny else args.model
     paths = args.paths.split(",") if args.paths else None
@@ -258,11 +258,11 @@ def _demo_through_node(args: argparse.Namespace, rgb: np.ndarray, out: Path) -> 
     import subprocess
 
     from segzero_ros import build
-    from segzero_ros.client import TopicClient, shutdown_rclpy
+    from segzero_ros.ros.client import TopicClient, shutdown_rclpy
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this demo talks to itself only
     log_path = out / "node.log"
-    command = [sys.executable, "-m", "segzero_ros.node", "--ros-args", *_node_params(args)]
+    command = [sys.executable, "-m", "segzero_ros.ros.node", "--ros-args", *_node_params(args)]
     LOG.info("starting the node (log: %s): %s", log_path, " ".join(command[1:]))
     with open(log_path, "w") as log:  # its own session: a Ctrl-C in this terminal reaches the node through us
         node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -314,9 +314,9 @@ def _wait_for_demo_node(client, node, log_path: Path, timeout: float) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
-    from segzero_ros.client import SegmentClient, result_summary, shutdown_rclpy
     from segzero_ros.image_codec import image_to_numpy
     from segzero_ros.overlay import colour_labels
+    from segzero_ros.ros.client import SegmentClient, result_summary, shutdown_rclpy
 
     image = _read_image(args.image) if args.image else None
     client = SegmentClient(namespace=args.namespace)
@@ -373,7 +373,7 @@ def _readable(summary: dict) -> str:
 
 def cmd_camera(args: argparse.Namespace) -> int:
     """An image file (or the demo scene) published as a camera stream, until Ctrl-C or ``--seconds``."""
-    from segzero_ros.client import shutdown_rclpy, stream_image
+    from segzero_ros.ros.client import shutdown_rclpy, stream_image
     from segzero_ros.scenes import demo_scene
 
     rgb = _read_image(args.image) if args.image else demo_scene(1280, 720)[0]

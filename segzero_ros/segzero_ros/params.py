@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from segzero_ros.protocol import PROTOCOLS
-from segzero_ros.reasoner_base import (
+from segzero_ros.reasoner.base import (
     IMAGE_SIZE_RANGE,
     IMAGE_SIZE_STEP,
     KV_CACHES,

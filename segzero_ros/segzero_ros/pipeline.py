@@ -13,7 +13,7 @@ import numpy as np
 
 from segzero_ros.goals import DEFAULT_MAX_CHARS, check_goal
 from segzero_ros.protocol import Target
-from segzero_ros.reasoner_base import ReasonerBackend, Reasoning
+from segzero_ros.reasoner.base import ReasonerBackend, Reasoning
 from segzero_ros.segmenter import Segmenter
 from segzero_ros.segmenter.base import check_rgb
 

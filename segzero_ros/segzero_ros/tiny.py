@@ -288,7 +288,7 @@ def fit_answers(model, processor, max_steps: int = 400, lr: float = 3e-3) -> int
     """
     import torch
 
-    from segzero_ros.reasoner import build_messages, resize_for_reasoner
+    from segzero_ros.reasoner.local import build_messages, resize_for_reasoner
     from segzero_ros.scenes import demo_scene
 
     (blind,) = [m for name, m in model.named_modules() if name.endswith("visual.merger.mlp.2")]

@@ -1,1 +1,2 @@
-"""The ROS side's building blocks, used by ``node.py`` and ``depth_node.py`` (the core never imports them)."""
+"""Everything that imports rclpy: the two nodes (``node``, ``depth_node``), the clients (``client``), their building
+blocks (publishers, QoS, parameters, diagnostics, the process, recordings). The core never imports them."""

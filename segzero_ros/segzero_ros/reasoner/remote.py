@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from segzero_ros.protocol import ANSWER_END, build_prompt
-from segzero_ros.reasoner import resize_for_reasoner
-from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
+from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
+from segzero_ros.reasoner.local import resize_for_reasoner
 
 LOG = logging.getLogger(__name__)
 

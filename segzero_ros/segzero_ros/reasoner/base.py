@@ -23,8 +23,8 @@ MAX_NEW_TOKENS_RANGE = (1, 32768)
 SEGZERO_7B = "Ricky06662/Seg-Zero-7B"
 # backend name -> "module:class"; the module is imported only when that backend is built.
 REASONER_BACKENDS: dict[str, str] = {
-    "local": "segzero_ros.reasoner:Reasoner",
-    "openai": "segzero_ros.remote_reasoner:RemoteReasoner",
+    "local": "segzero_ros.reasoner.local:Reasoner",
+    "openai": "segzero_ros.reasoner.remote:RemoteReasoner",
 }
 # ReasonerConfig fields a running reasoner takes from a live parameter change.
 LIVE_FIELDS = ("protocol", "strict", "max_new_tokens", "stop_at_answer")

@@ -12,9 +12,9 @@ import dataclasses
 import logging
 from typing import Any
 
-from segzero_ros.benchmark import median_ms
-from segzero_ros.reasoner import Reasoner
-from segzero_ros.reasoner_base import ReasonerConfig
+from segzero_ros.benchmarks.sam2 import median_ms
+from segzero_ros.reasoner.base import ReasonerConfig
+from segzero_ros.reasoner.local import Reasoner
 
 LOG = logging.getLogger(__name__)
 

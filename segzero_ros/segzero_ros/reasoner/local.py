@@ -20,7 +20,7 @@ from PIL import Image
 from segzero_ros.devices import release_gpu_memory, resolve_device, resolve_dtype
 from segzero_ros.hub import is_repo_id, local_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
-from segzero_ros.reasoner_base import ReasonerConfig, Reasoning, interpret_answer, update_config
+from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
 LOG = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Reasoner:
         if self.config.cache == "static":
             extra["cache_implementation"] = "static"
         if on_text is not None:
-            from segzero_ros.streaming import TextSoFarStreamer
+            from segzero_ros.reasoner.streaming import TextSoFarStreamer
 
             extra["streamer"] = TextSoFarStreamer(self.processor.tokenizer, on_text)
         with self._torch.inference_mode():
