@@ -95,12 +95,13 @@ def evaluate_rows(
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Load the models once, evaluate every split of ``args.split``; the summary with per-split tables."""
+    import segzero_ros.cli.options as options
     from segzero_ros import build
 
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    values = build.values_from_args(args)
+    values = options.values_from_args(args)
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     rows = {split: load_eval_rows(args.data, split, args.limit, values["reasoner.protocol"]) for split in splits}
     pipeline = build.build_pipeline(values)
@@ -140,7 +141,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def build_parser(prog: str = "python -m training.evaluate") -> argparse.ArgumentParser:
-    from segzero_ros.build import add_model_arguments
+    from segzero_ros.cli.options import add_model_arguments
 
     p = argparse.ArgumentParser(prog=prog, description="gIoU / cIoU of a reasoner + SAM2 on an evaluation set.")
     p.add_argument(
