@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from segzero_ros.cli.common import (
     read_image,
@@ -17,7 +20,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     """One goal to a running node through its ``segment`` action; prints what came back."""
     from segzero_ros.image_codec import image_to_numpy
     from segzero_ros.overlay import colour_labels
-    from segzero_ros.ros.client import SegmentClient, result_summary, shutdown_rclpy
+    from segzero_ros.ros.client import SegmentClient, shutdown_rclpy
 
     image = read_image(args.image) if args.image else None
     client = SegmentClient(namespace=args.namespace)
@@ -47,6 +50,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         print(_readable(summary))
     return 0 if result.status == "ok" else 1
+
+
+def result_summary(msg: Any) -> dict[str, Any]:
+    """A ``SegmentationResult`` as a JSON-ready dict (no image pixels): what ``segzero ask`` prints."""
+    return {
+        "id": msg.goal_id,
+        "goal": msg.goal,
+        "status": msg.status,
+        "error": msg.error or None,
+        "frame": {
+            "frame_id": msg.header.frame_id,
+            "stamp": {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec},
+            "width": msg.mask.width,
+            "height": msg.mask.height,
+        },
+        "reasoning": msg.reasoning,
+        "targets": [
+            {
+                "bbox": [round(float(v), 1) for v in (t.x1, t.y1, t.x2, t.y2)],
+                "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(t.points, (-1, 2))],
+                "score": round(float(t.score), 4),
+                "area": int(t.area),
+            }
+            for t in msg.targets
+        ],
+        "timings_ms": {
+            "reason": round(msg.reason_ms, 1),
+            "segment": round(msg.segment_ms, 1),
+            "total": round(msg.total_ms, 1),
+        },
+        "models": {"reasoner": msg.reasoner_model, "segmenter": msg.segmenter_model},
+    }
 
 
 def _readable(summary: dict) -> str:

@@ -378,35 +378,3 @@ def stream_image(
     finally:
         node.destroy_node()
     return sent
-
-
-def result_summary(msg: Any) -> dict[str, Any]:
-    """A ``SegmentationResult`` as a JSON-ready dict (no image pixels): what ``segzero ask`` prints."""
-    return {
-        "id": msg.goal_id,
-        "goal": msg.goal,
-        "status": msg.status,
-        "error": msg.error or None,
-        "frame": {
-            "frame_id": msg.header.frame_id,
-            "stamp": {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec},
-            "width": msg.mask.width,
-            "height": msg.mask.height,
-        },
-        "reasoning": msg.reasoning,
-        "targets": [
-            {
-                "bbox": [round(float(v), 1) for v in (t.x1, t.y1, t.x2, t.y2)],
-                "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(t.points, (-1, 2))],
-                "score": round(float(t.score), 4),
-                "area": int(t.area),
-            }
-            for t in msg.targets
-        ],
-        "timings_ms": {
-            "reason": round(msg.reason_ms, 1),
-            "segment": round(msg.segment_ms, 1),
-            "total": round(msg.total_ms, 1),
-        },
-        "models": {"reasoner": msg.reasoner_model, "segmenter": msg.segmenter_model},
-    }
