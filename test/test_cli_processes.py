@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hooked_node import SLOW_PREFIX
+from node_support import HOOKED_NODE
 from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
 
 pytestmark = pytest.mark.ros
@@ -38,7 +39,7 @@ def node(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     process = NodeProcess(
         folder / "segzero_node.log",
         {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96},
-        command=[sys.executable, str(ROOT / "test" / "hooked_node.py")],
+        command=HOOKED_NODE,
     )
     probe = Probe()
     try:

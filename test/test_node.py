@@ -13,13 +13,21 @@ import time
 import numpy as np
 import pytest
 from hooked_node import FAULT_GOAL
-from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
+from node_support import (
+    GOAL_TIMEOUT,
+    HOOKED_NODE,
+    START_TIMEOUT,
+    call_service,
+    goal_on_frame,
+    make_frame,
+    result_for,
+    send_goal,
+    serve_frames_until,
+    set_param,
+)
+from ros_harness import NodeProcess, Probe, isolate_ros_domain
 
 pytestmark = pytest.mark.ros
-
-HOOKED_NODE = [sys.executable, str(ROOT / "test" / "hooked_node.py")]
-START_TIMEOUT = 600.0  # torch import + tiny model load on a slow 2-core machine
-GOAL_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
@@ -51,57 +59,6 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
         probe.close()
         node.stop()
         rclpy.try_shutdown()
-
-
-def make_frame(
-    width=640, height=480, encoding="rgb8", sec=17, nanosec=42, frame_id="camera_color_optical_frame", pad=0
-):
-    """A sensor_msgs/Image of the demo scene in ``encoding`` with ``pad`` bytes of row padding."""
-    from sensor_msgs.msg import Image
-
-    from segzero_ros.scenes import demo_scene
-
-    rgb, _ = demo_scene(width, height)
-    array = rgb[:, :, ::-1] if encoding == "bgr8" else rgb
-    rows = np.zeros((height, width * 3 + pad), np.uint8)
-    rows[:, : width * 3] = array.reshape(height, -1)
-    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * 3 + pad)
-    msg.data = rows.tobytes()
-    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = sec, nanosec, frame_id
-    return msg
-
-
-def result_for(probe, goal_id, node):
-    probe.wait_for(lambda: any(r["id"] == goal_id for r in probe.results()), GOAL_TIMEOUT, f"result {goal_id}", node)
-    matches = [r for r in probe.results() if r["id"] == goal_id]
-    assert len(matches) == 1, f"goal {goal_id} answered {len(matches)} times"
-    return matches[0]
-
-
-def send_goal(probe, goal_id, text="the red cup", **fields):
-    probe.send_goal(json.dumps({"id": goal_id, "text": text, **fields}))
-
-
-def goal_on_frame(probe, frame, goal_id, node, text="the red cup"):
-    """Publish ``frame`` until the node's diagnostics count it, send the goal, serve the frame until the result."""
-    probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 60, "diagnostics", node)
-    before = int(probe.diagnostic("frames_received"))
-    serve_frames_until(probe, frame, lambda: int(probe.diagnostic("frames_received")) > before, node, "frame")
-    send_goal(probe, goal_id, text)
-    serve_frames_until(probe, frame, lambda: any(r["id"] == goal_id for r in probe.results()), node, goal_id)
-    return result_for(probe, goal_id, node)
-
-
-def serve_frames_until(probe, frame, predicate, node, what, timeout=GOAL_TIMEOUT):
-    """Publish ``frame`` at up to ~5 Hz until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        probe.send_frame(frame)
-        if predicate():
-            return
-        assert node.alive(), node.log()[-4000:]
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{node.log()[-4000:]}")
 
 
 def test_goal_before_any_image_fails_after_the_timeout(ros):
@@ -432,37 +389,6 @@ def test_action_goal_cancelled_while_queued_and_client_timeout(ros, segment_clie
     probe.wait_for(lambda: {r["id"] for r in probe.results()} >= {f"busy2-{i}" for i in range(4)}, GOAL_TIMEOUT, "busy")
 
 
-def _call(probe, srv_type, name, request, timeout=60.0):
-    client = probe.node.create_client(srv_type, name)
-    try:
-        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert future.done(), f"{name} did not answer"
-        return future.result()
-    finally:
-        probe.node.destroy_client(client)
-
-
-def set_param(probe, name, value):
-    """Set one parameter of the node through its service; the SetParametersResult."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    if isinstance(value, bool):
-        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-    elif isinstance(value, str):
-        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    elif isinstance(value, float):
-        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    else:
-        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    request = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
-    return _call(probe, SetParameters, "/segzero/set_parameters", request).results[0]
-
-
 def test_generation_stops_at_the_answer_and_the_parameter_turns_it_off(ros):
     probe, node = ros
     frame = make_frame(320, 240, sec=99)
@@ -504,11 +430,11 @@ def test_lifecycle_transitions_through_the_services(ros):
     probe, node = ros
 
     def state():
-        return _call(probe, GetState, "/segzero/get_state", GetState.Request()).current_state.label
+        return call_service(probe, GetState, "/segzero/get_state", GetState.Request()).current_state.label
 
     def change(transition_id):
         request = ChangeState.Request(transition=Transition(id=transition_id))
-        assert _call(probe, ChangeState, "/segzero/change_state", request, timeout=300).success
+        assert call_service(probe, ChangeState, "/segzero/change_state", request, timeout=300).success
 
     assert state() == "active"
     change(Transition.TRANSITION_DEACTIVATE)
@@ -540,7 +466,6 @@ def rclpy_context():
 
 def test_unavailable_backend_fails_configure_and_diagnostics_say_why(rclpy_context):
     """A node asked for TensorRT where there is none stays unconfigured; its diagnostics name the fallback."""
-    import sys
 
     from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn

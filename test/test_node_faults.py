@@ -4,42 +4,26 @@ action, gets exactly one answer on every path (bursts, deactivate, SIGINT, SIGTE
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np
 import pytest
-from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
-from test_node import (
+from node_support import (
+    NODE_PARAMS,
     START_TIMEOUT,
-    _call,
+    TIMEOUT,
+    answered,
+    call_service,
     make_frame,
     result_for,
     send_goal,
     serve_frames_until,
     set_param,
+    start_node,
 )
+from ros_harness import NodeProcess, Probe, isolate_ros_domain
 
 pytestmark = pytest.mark.ros
-
-HOOKED_NODE = [sys.executable, str(ROOT / "test" / "hooked_node.py")]
-NODE_PARAMS = {
-    "preset": "tiny",
-    "image_qos": "reliable",
-    "image_timeout_s": 2.0,
-    "image_max_age_s": 0.0,
-    "reasoner.max_new_tokens": 96,
-    "max_pending_goals": 4,
-    "tracking.enabled": False,
-}
-TIMEOUT = 120.0
-
-
-def start_node(log_path, **params) -> tuple[Probe, NodeProcess]:
-    node = NodeProcess(log_path, {**NODE_PARAMS, **params}, command=HOOKED_NODE)
-    probe = Probe()
-    probe.wait_for_node(node, START_TIMEOUT)
-    return probe, node
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +48,6 @@ def action_client(ros):
     assert client.wait_for_server(60)
     yield client
     client.close()
-
-
-def answered(probe, ids) -> bool:
-    return {r["id"] for r in probe.results()} >= set(ids)
 
 
 def test_dropped_frames_are_named_when_a_goal_finds_no_image(ros):
@@ -204,7 +184,7 @@ def _lifecycle(probe, transition_id):
     from lifecycle_msgs.srv import ChangeState
 
     request = ChangeState.Request(transition=Transition(id=transition_id))
-    assert _call(probe, ChangeState, "/segzero/change_state", request, timeout=300).success
+    assert call_service(probe, ChangeState, "/segzero/change_state", request, timeout=300).success
 
 
 def test_deactivate_answers_every_goal_delivered_before_it(ros, action_client):

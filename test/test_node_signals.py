@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from node_support import TIMEOUT, answered, make_frame, send_goal, serve_frames_until, start_node
 from ros_harness import NodeProcess, isolate_ros_domain
-from test_node import make_frame, send_goal, serve_frames_until
-from test_node_faults import TIMEOUT, answered, start_node
 
 pytestmark = pytest.mark.ros
 

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
+from node_support import make_frame, result_for, send_goal, set_param
 from ros_harness import NodeProcess, Probe, isolate_ros_domain
-from test_node import make_frame, result_for, send_goal, set_param
 
 pytestmark = pytest.mark.ros
 

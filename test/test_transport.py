@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from node_support import START_TIMEOUT, result_for, send_goal
 from ros_harness import ROOT, NodeProcess, Probe, camera_published, isolate_ros_domain, start_camera
-from test_node import START_TIMEOUT, result_for, send_goal
 
 from segzero_ros.ros import transport
 from segzero_ros.stream_health import OK, WARN, StreamHealth
