@@ -9,6 +9,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# A reasoner's answer in the protocol format, as a served model would write it (the fake's default reply in tests).
+ANSWER = (
+    '<think>The mug with a handle.</think><answer>{"bbox": [100,200,300,400], "points_1": [150,250], '
+    '"points_2": [200,300]}'
+)
+
 
 class FakeOpenAI:
     """Serves ``POST /v1/chat/completions`` on 127.0.0.1; ``answers`` is a list consumed in order, each one

@@ -88,8 +88,7 @@ def test_the_evaluation_evaluates_the_checkpoint_it_is_given(tiny_reasoner_dir, 
 
 
 def test_infer_runs_the_openai_backend_against_a_server(tiny_sam2_config, tmp_path, capsys):
-    from fake_openai import FakeOpenAI
-    from test_remote_reasoner import ANSWER
+    from fake_openai import ANSWER, FakeOpenAI
 
     server = FakeOpenAI()
     server.script(ANSWER)

@@ -8,18 +8,13 @@ import logging
 
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import ANSWER, FakeOpenAI
 from PIL import Image
 
 from segzero_ros.protocol import build_prompt
 from segzero_ros.reasoner.base import ReasonerConfig
 from segzero_ros.reasoner.remote import RemoteConfig, RemoteReasoner
 from segzero_ros.scenes import demo_scene
-
-ANSWER = (
-    '<think>The mug with a handle.</think><answer>{"bbox": [100,200,300,400], "points_1": [150,250], '
-    '"points_2": [200,300]}'
-)
 
 
 @pytest.fixture(scope="module")
