@@ -237,3 +237,33 @@ def test_a_transport_profile_that_does_not_exist_is_one_line():
     assert done.stderr.strip() == "segzero camera: SEGZERO_FASTDDS_PROFILE=/nowhere/profile.xml: no such file " + (
         "(a path, 'auto' or 'none')"
     )
+
+
+def test_every_live_parameter_names_where_a_change_goes():
+    """The node applies live changes from the parameter table: each target exists on its owner."""
+    import inspect
+
+    from segzero_ros import pipeline, tracker, tracking_loop, worker
+    from segzero_ros.reasoner.base import LIVE_FIELDS
+    from segzero_ros.reasoner.remote import RemoteReasoner
+    from segzero_ros.ros import node
+
+    sources = {
+        "node": inspect.getsource(node.SegZeroNode),
+        "worker": inspect.getsource(worker.GoalWorker),
+        "pipeline": inspect.getsource(pipeline.Pipeline),
+        "tracking": inspect.getsource(tracking_loop.TrackingLoop),
+        "tracker": inspect.getsource(tracker.Tracker),
+    }
+    live = [p for p in params.PARAMETERS if not p.read_only and not p.name.startswith("depth.")]
+    assert len([p for p in live if p.applies_to]) >= 14
+    for param in live:
+        if not param.applies_to:
+            continue
+        owner, _, attribute = param.applies_to.partition(".")
+        if owner == "reasoner":
+            assert attribute in (*LIVE_FIELDS, *RemoteReasoner.OPTIONS), param.name
+        else:
+            assert f"self.{attribute} = " in sources[owner] or f"self.{attribute}, " in sources[owner], param.name
+    for param in params.PARAMETERS:
+        assert not (param.read_only and param.applies_to), param.name

@@ -33,6 +33,9 @@ class Param:
     step: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False
+    # Where a live change goes, "<owner>.<attribute>" (owners: node, worker, pipeline, reasoner, tracking,
+    # tracker); '' for a live parameter read each time it is used, and for read-only ones.
+    applies_to: str = ""
 
 
 PARAMETERS: tuple[Param, ...] = (
@@ -60,13 +63,22 @@ PARAMETERS: tuple[Param, ...] = (
         choices=("sensor_data", "reliable"),
         read_only=True,
     ),
-    Param("max_image_size", 8192, "largest accepted image width or height, pixels", low=16, high=16384, step=1),
+    Param(
+        "max_image_size",
+        8192,
+        "largest accepted image width or height, pixels",
+        low=16,
+        high=16384,
+        step=1,
+        applies_to="node._max_image_size",
+    ),
     Param(
         "image_timeout_s",
         5.0,
         "how long a goal waits for a usable image (see image_max_age_s), then fails",
         low=0.0,
         high=600.0,
+        applies_to="worker.image_timeout_s",
     ),
     Param(
         "image_max_age_s",
@@ -75,6 +87,7 @@ PARAMETERS: tuple[Param, ...] = (
         "then fails 'camera silent'; 0 takes any frame, however old",
         low=0.0,
         high=3600.0,
+        applies_to="worker.max_frame_age_s",
     ),
     Param(
         "max_pending_goals",
@@ -83,8 +96,17 @@ PARAMETERS: tuple[Param, ...] = (
         low=1,
         high=100,
         step=1,
+        applies_to="worker.max_pending_goals",
     ),
-    Param("max_goal_chars", 2000, "longest accepted goal text, characters", low=1, high=100000, step=1),
+    Param(
+        "max_goal_chars",
+        2000,
+        "longest accepted goal text, characters",
+        low=1,
+        high=100000,
+        step=1,
+        applies_to="pipeline.max_goal_chars",
+    ),
     Param("publish_overlay", True, "publish the overlay image (drawn only while someone subscribes)"),
     Param("outputs_best_effort", False, "mask/labels/overlay with best-effort QoS instead of reliable", read_only=True),
     Param(
@@ -104,8 +126,23 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param("reasoner.endpoint", "http://localhost:8000/v1", "backend openai: the server's base URL", read_only=True),
     Param("reasoner.api_model", "", "backend openai: the served model's name ('' = reasoner.model)", read_only=True),
-    Param("reasoner.timeout_s", 60.0, "backend openai: seconds before a request is abandoned", low=0.1, high=3600.0),
-    Param("reasoner.retries", 2, "backend openai: retries after a failed request", low=0, high=10, step=1),
+    Param(
+        "reasoner.timeout_s",
+        60.0,
+        "backend openai: seconds before a request is abandoned",
+        low=0.1,
+        high=3600.0,
+        applies_to="reasoner.timeout_s",
+    ),
+    Param(
+        "reasoner.retries",
+        2,
+        "backend openai: retries after a failed request",
+        low=0,
+        high=10,
+        step=1,
+        applies_to="reasoner.retries",
+    ),
     Param(
         "reasoner.api_key_env",
         "",
@@ -118,8 +155,14 @@ PARAMETERS: tuple[Param, ...] = (
         "segzero",
         "answer protocol of the model: segzero (one object) or multi",
         choices=PROTOCOLS,
+        applies_to="reasoner.protocol",
     ),
-    Param("reasoner.strict", False, "parse answers exactly as the reference code (no repairs)"),
+    Param(
+        "reasoner.strict",
+        False,
+        "parse answers exactly as the reference code (no repairs)",
+        applies_to="reasoner.strict",
+    ),
     Param(
         "reasoner.image_size",
         840,
@@ -136,8 +179,14 @@ PARAMETERS: tuple[Param, ...] = (
         low=MAX_NEW_TOKENS_RANGE[0],
         high=MAX_NEW_TOKENS_RANGE[1],
         step=1,
+        applies_to="reasoner.max_new_tokens",
     ),
-    Param("reasoner.stop_at_answer", True, "end generation once '</answer>' is written (false: at end of turn)"),
+    Param(
+        "reasoner.stop_at_answer",
+        True,
+        "end generation once '</answer>' is written (false: at end of turn)",
+        applies_to="reasoner.stop_at_answer",
+    ),
     Param("reasoner.device", "auto", "auto, cpu, cuda, cuda:N", read_only=True),
     Param(
         "reasoner.dtype",
@@ -182,12 +231,38 @@ PARAMETERS: tuple[Param, ...] = (
         high=1.0,
         read_only=True,
     ),
-    Param("tracking.every_n", 1, "track every n-th new camera frame", low=1, high=100, step=1),
-    Param("tracking.min_score", 0.5, "object score below which a tracked target counts as not seen", low=0.0, high=1.0),
     Param(
-        "tracking.lost_frames", 5, "frames in a row below min_score before a target is lost", low=1, high=10000, step=1
+        "tracking.every_n",
+        1,
+        "track every n-th new camera frame",
+        low=1,
+        high=100,
+        step=1,
+        applies_to="tracking.every_n",
     ),
-    Param("tracking.reacquire", False, "when every target is lost, run the goal again on the newest frame"),
+    Param(
+        "tracking.min_score",
+        0.5,
+        "object score below which a tracked target counts as not seen",
+        low=0.0,
+        high=1.0,
+        applies_to="tracker.min_score",
+    ),
+    Param(
+        "tracking.lost_frames",
+        5,
+        "frames in a row below min_score before a target is lost",
+        low=1,
+        high=10000,
+        step=1,
+        applies_to="tracker.lost_frames",
+    ),
+    Param(
+        "tracking.reacquire",
+        False,
+        "when every target is lost, run the goal again on the newest frame",
+        applies_to="tracking.reacquire",
+    ),
     Param(
         "segmenter.backend",
         "torch",

@@ -66,22 +66,29 @@ class SegZeroNode(LifecycleNode):
         return {p.name: self.value(p.name) for p in params.PARAMETERS}
 
     def _apply_live(self, name: str, value: Any) -> None:
-        """A validated parameter change reaches what uses it (read-only ones never get here)."""
-        if name == "max_image_size":
-            self._max_image_size = int(value)
-        worker = self.worker
-        if worker is not None and name in ("image_timeout_s", "image_max_age_s", "max_pending_goals"):
-            attribute = {"image_max_age_s": "max_frame_age_s"}.get(name, name)
-            setattr(worker, attribute, type(getattr(worker, attribute))(value))
-        if self.pipeline is not None and name.startswith("reasoner."):
-            self.pipeline.reasoner.update({name.removeprefix("reasoner."): value})
-        elif self.pipeline is not None and name == "max_goal_chars":
-            self.pipeline.max_goal_chars = int(value)
-        elif self.answering is not None and self.answering.tracking is not None and name.startswith("tracking."):
-            tracking = self.answering.tracking
-            owner = tracking.tracker if name in ("tracking.min_score", "tracking.lost_frames") else tracking
-            # The tracking state belongs to the worker thread: the change is made there, between two steps.
-            self.worker.call_soon(lambda: setattr(owner, name.removeprefix("tracking."), value))
+        """A validated parameter change reaches what uses it, as the parameter table says (``Param.applies_to``);
+        read-only ones never get here, and what is configured later reads the parameter then."""
+        target = params.BY_NAME[name].applies_to
+        if not target:
+            return  # read each time it is used
+        owner_name, _, attribute = target.partition(".")
+        tracking = self.answering.tracking if self.answering is not None else None
+        owner = {
+            "node": self,
+            "worker": self.worker,
+            "pipeline": self.pipeline,
+            "reasoner": self.pipeline.reasoner if self.pipeline is not None else None,
+            "tracking": tracking,
+            "tracker": tracking.tracker if tracking is not None else None,
+        }[owner_name]
+        if owner is None:
+            return
+        if owner_name == "reasoner":
+            owner.update({attribute: value})
+        elif owner_name in ("tracking", "tracker"):  # the worker thread's state: changed there, between two steps
+            self.worker.call_soon(lambda: setattr(owner, attribute, value))
+        else:
+            setattr(owner, attribute, type(getattr(owner, attribute))(value))
 
     # --- process (ros.process.run) ----------------------------------------------------------------
 
