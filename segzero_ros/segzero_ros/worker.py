@@ -206,17 +206,17 @@ class GoalWorker:
             self._cond.notify_all()
         for goal in left:
             self._finish(goal, None, self._failure(goal, reason))
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is None:
             return
         thread.join(timeout)
         running = self._busy
-        if not thread.is_alive():
-            with self._cond:
-                requests = list(self._requests)
-                self._requests.clear()
-            self._run_requests(requests)
-        elif running is not None:
+        with self._cond:  # until here, call_soon still queues for the thread: it may be in a job
+            self._thread = None
+            requests = [] if thread.is_alive() else list(self._requests)
+            self._requests.clear()
+        self._run_requests(requests)
+        if thread.is_alive() and running is not None:
             LOG.warning("goal %s still running after %.0f s; answering it now", running.id, timeout)
             self._finish(running, None, self._failure(running, reason))
 
