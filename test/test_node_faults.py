@@ -279,7 +279,7 @@ def test_an_image_topic_nobody_publishes_is_flagged(ros, tmp_path):
     )
     probe = Probe(namespace="wrong", publishes_images=False)
     try:
-        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node", node)
+        probe.wait_for_node(node, START_TIMEOUT)
         assert "active: waiting for images on /nobody/image and goals on /wrong/goal" in node.log()
 
         def status():

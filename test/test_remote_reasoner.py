@@ -116,7 +116,7 @@ def test_node_with_the_openai_backend_answers_every_goal_once(server, tmp_path, 
     probe = Probe()
     frame = _frame()
     try:
-        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 300, "the node to activate", node)
+        probe.wait_for_node(node, 300)
         server.script(ANSWER, "garbled", ("slow", 3.0, ANSWER), ("slow", 3.0, ANSWER), 500, 500)
         server.default = 500
         for goal_id in ("good", "garbled", "slow", "errors"):

@@ -31,7 +31,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     )
     probe = Probe()
     try:
-        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, 600, "the node to activate", node)
+        probe.wait_for_node(node, 600)
         yield probe, node
     finally:
         probe.close()

@@ -129,7 +129,7 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     node = NodeProcess(log, {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96})
     probe = Probe(publishes_images=False)  # the cameras below are the topic's only publishers
     try:
-        probe.wait_for(lambda: probe.goal_pub.get_subscription_count() > 0, START_TIMEOUT, "the node", node)
+        probe.wait_for_node(node, START_TIMEOUT)
         probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 30, "diagnostics", node)
         yield probe, node
     finally:
