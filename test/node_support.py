@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from ros_harness import ROOT, NodeProcess, Probe
+from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
 
 HOOKED_NODE = [sys.executable, str(ROOT / "test" / "hooked_node.py")]
 START_TIMEOUT = 600.0  # torch import + tiny model load on a slow 2-core machine
@@ -118,3 +122,24 @@ def start_node(log_path, **params) -> tuple[Probe, NodeProcess]:
 
 def answered(probe, ids) -> bool:
     return {r["id"] for r in probe.results()} >= set(ids)
+
+
+@contextlib.contextmanager
+def running_node(
+    log_path: Path, params: dict[str, Any], probe_images: bool = True, timeout: float = START_TIMEOUT, **process: Any
+) -> Iterator[tuple[Probe, NodeProcess]]:
+    """A module's node: its own process on this run's DDS domain and a probe that found it (``probe_images``: the
+    probe also publishes on ``image``); on exit the probe closes, the node is stopped (its log checked for faults)
+    and rclpy is shut down."""
+    isolate_ros_domain()
+    import rclpy
+
+    node = NodeProcess(log_path, params, **process)
+    probe = Probe(publishes_images=probe_images)
+    try:
+        probe.wait_for_node(node, timeout)
+        yield probe, node
+    finally:
+        probe.close()
+        node.stop()
+        rclpy.try_shutdown()

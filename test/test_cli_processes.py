@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from hooked_node import SLOW_PREFIX
-from node_support import HOOKED_NODE
-from ros_harness import ROOT, NodeProcess, Probe, isolate_ros_domain
+from node_support import HOOKED_NODE, running_node
+from ros_harness import ROOT, NodeProcess
 
 pytestmark = pytest.mark.ros
 
@@ -26,29 +26,16 @@ RUNS = 10  # enough runs to catch an exit race (the abort it guards against came
 @pytest.fixture(scope="module")
 def node(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     """The tiny node (test hooks on: ``slow:<s>`` goals), active; an image file to ask about."""
-    isolate_ros_domain()
-    import rclpy
+    from PIL import Image
 
     from segzero_ros.scenes import demo_scene
 
     folder = tmp_path_factory.mktemp("cli")
     image = folder / "scene.png"
-    from PIL import Image
-
     Image.fromarray(demo_scene(640, 480)[0]).save(image)
-    process = NodeProcess(
-        folder / "segzero_node.log",
-        {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96},
-        command=HOOKED_NODE,
-    )
-    probe = Probe()
-    try:
-        probe.wait_for_node(process, 600)
+    params = {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96}
+    with running_node(folder / "segzero_node.log", params, command=HOOKED_NODE) as (_, process):
         yield process, image
-    finally:
-        probe.close()
-        process.stop()
-        rclpy.try_shutdown()
 
 
 def segzero(*args: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess:

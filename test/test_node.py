@@ -16,16 +16,16 @@ from hooked_node import FAULT_GOAL
 from node_support import (
     GOAL_TIMEOUT,
     HOOKED_NODE,
-    START_TIMEOUT,
     call_service,
     goal_on_frame,
     make_frame,
     result_for,
+    running_node,
     send_goal,
     serve_frames_until,
     set_param,
 )
-from ros_harness import NodeProcess, Probe, isolate_ros_domain
+from ros_harness import isolate_ros_domain
 
 pytestmark = pytest.mark.ros
 
@@ -33,32 +33,19 @@ pytestmark = pytest.mark.ros
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     """(probe, node process): the node started with the tiny preset, active, discovered by the probe."""
-    isolate_ros_domain()
-    import rclpy
-
+    params = {
+        "preset": "tiny",
+        "image_qos": "reliable",
+        "image_timeout_s": 5.0,
+        "image_max_age_s": 0.0,  # the tests reuse their last frame for minutes; test_node_faults checks the age
+        "reasoner.max_new_tokens": 96,
+        "max_pending_goals": 4,
+        "tracking.enabled": False,  # tracking has its own tests (test_tracking_node.py)
+    }
     log = tmp_path_factory.mktemp("node") / "segzero_node.log"
-    node = NodeProcess(
-        log,
-        {
-            "preset": "tiny",
-            "image_qos": "reliable",
-            "image_timeout_s": 5.0,
-            "image_max_age_s": 0.0,  # the tests reuse their last frame for minutes; test_node_faults checks the age
-            "reasoner.max_new_tokens": 96,
-            "max_pending_goals": 4,
-            "tracking.enabled": False,  # tracking has its own tests (test_tracking_node.py)
-        },
-        command=HOOKED_NODE,
-        allowed_faults=("fault injected for testing",),  # test_pipeline_exception_is_an_error_result_...
-    )
-    probe = Probe()
-    try:
-        probe.wait_for_node(node, START_TIMEOUT)
-        yield probe, node
-    finally:
-        probe.close()
-        node.stop()
-        rclpy.try_shutdown()
+    allowed = ("fault injected for testing",)  # test_pipeline_exception_is_an_error_result_...
+    with running_node(log, params, command=HOOKED_NODE, allowed_faults=allowed) as running:
+        yield running
 
 
 def test_goal_before_any_image_fails_after_the_timeout(ros):

@@ -7,8 +7,7 @@ import threading
 import time
 
 import pytest
-from node_support import make_frame, result_for, send_goal, set_param
-from ros_harness import NodeProcess, Probe, isolate_ros_domain
+from node_support import make_frame, result_for, running_node, send_goal, set_param
 
 pytestmark = pytest.mark.ros
 
@@ -17,26 +16,14 @@ TIMEOUT = 180.0
 
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
-    isolate_ros_domain()
-    import rclpy
-
-    node = NodeProcess(
-        tmp_path_factory.mktemp("tracking") / "segzero_node.log",
-        {
-            "preset": "tiny",
-            "image_qos": "reliable",
-            "reasoner.max_new_tokens": 96,
-            "tracking.min_score": 0.0,  # the random tiny SAM2 scores ~0.5: never lose it unless a test says so
-        },
-    )
-    probe = Probe()
-    try:
-        probe.wait_for_node(node, 600)
-        yield probe, node
-    finally:
-        probe.close()
-        node.stop()
-        rclpy.try_shutdown()
+    params = {
+        "preset": "tiny",
+        "image_qos": "reliable",
+        "reasoner.max_new_tokens": 96,
+        "tracking.min_score": 0.0,  # the random tiny SAM2 scores ~0.5: never lose it unless a test says so
+    }
+    with running_node(tmp_path_factory.mktemp("tracking") / "segzero_node.log", params) as running:
+        yield running
 
 
 def goal_then_stream(probe, node, goal_id: str, first_sec: int, frames: int, rate_hz: float = 15.0):

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from node_support import START_TIMEOUT, result_for, send_goal
-from ros_harness import ROOT, NodeProcess, Probe, camera_published, isolate_ros_domain, start_camera
+from node_support import result_for, running_node, send_goal
+from ros_harness import ROOT, camera_published, start_camera
 
 from segzero_ros.ros import transport
 from segzero_ros.stream_health import OK, WARN, StreamHealth
@@ -122,20 +122,12 @@ def diagnostics_status(probe):
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
     """The node with its default settings (sensor-data image QoS, the shipped profile), tiny models."""
-    isolate_ros_domain()
-    import rclpy
-
     log = tmp_path_factory.mktemp("transport") / "segzero_node.log"
-    node = NodeProcess(log, {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96})
-    probe = Probe(publishes_images=False)  # the cameras below are the topic's only publishers
-    try:
-        probe.wait_for_node(node, START_TIMEOUT)
+    params = {"preset": "tiny", "tracking.enabled": False, "reasoner.max_new_tokens": 96}
+    # No image publisher on the probe: the cameras below are the topic's only publishers.
+    with running_node(log, params, probe_images=False) as (probe, node):
         probe.wait_for(lambda: probe.diagnostic("frames_received") is not None, 30, "diagnostics", node)
         yield probe, node
-    finally:
-        probe.close()
-        node.stop()
-        rclpy.try_shutdown()
 
 
 def frames_received(probe, node) -> int:
