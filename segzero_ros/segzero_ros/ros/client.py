@@ -171,14 +171,14 @@ class TopicClient(_SpinningClient):
         return [self.node.resolve_topic_name(topic) for topic in ("image", "goal", "result")]
 
     def wait_for_node(self, timeout: float) -> bool:
-        """True once an active node takes our frames and goals and publishes results, False after ``timeout`` s."""
+        """True once an active node is matched on every topic an answer travels (our frames and goals to it, its
+        result, mask and overlay to us: a message sent before its reader matched is lost), False after ``timeout``."""
         deadline = time.monotonic() + timeout
-        result_topic = self._names()[2]
         while True:
             if (
                 self._goal_pub.get_subscription_count() > 0
                 and self._image_pub.get_subscription_count() > 0
-                and self.node.count_publishers(result_topic) > 0
+                and all(sub.get_publisher_count() > 0 for sub in self._subs)
             ):
                 return True
             if time.monotonic() >= deadline:
