@@ -15,6 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_PROFILE = ROOT / "segzero_ros" / "config" / "fastdds_shm.xml"
+ACTIVE_LINE = "]: active: waiting for images on "  # what the node logs when it has activated
 # What a node's log shows only when something went wrong inside it (a defect, unless a test injected it).
 FAULT_MARKERS = (
     "Traceback (most recent call last)",
@@ -233,11 +234,13 @@ class Probe:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{log}")
 
     def wait_for_node(self, node: NodeProcess, timeout: float) -> None:
-        """Until the segzero node (active) subscribes to this probe's goals and images (the one wait of every test
-        that starts a node)."""
+        """Until the segzero node has logged that it is active and subscribes to this probe's goals and images (the
+        one wait of every test that starts a node; the subscriptions match before the line is written)."""
         images = self.image_pub
         self.wait_for(
-            lambda: self.goal_pub.get_subscription_count() > 0 and (images is None or images.get_subscription_count()),
+            lambda: self.goal_pub.get_subscription_count() > 0
+            and (images is None or images.get_subscription_count())
+            and ACTIVE_LINE in node.log(),
             timeout,
             "the node to activate",
             node,
