@@ -237,14 +237,15 @@ class Probe:
         """Until the segzero node has logged that it is active and subscribes to this probe's goals and images (the
         one wait of every test that starts a node; the subscriptions match before the line is written)."""
         images = self.image_pub
-        self.wait_for(
-            lambda: self.goal_pub.get_subscription_count() > 0
-            and (images is None or images.get_subscription_count())
-            and ACTIVE_LINE in node.log(),
-            timeout,
-            "the node to activate",
-            node,
-        )
+
+        def active() -> bool:
+            log = node.log()
+            if "]: configure failed" in log:  # it stays unconfigured: waiting longer cannot help
+                raise AssertionError(f"the node failed to configure:\n{log[-4000:]}")
+            subscribed = self.goal_pub.get_subscription_count() > 0
+            return subscribed and (images is None or images.get_subscription_count() > 0) and ACTIVE_LINE in log
+
+        self.wait_for(active, timeout, "the node to activate", node)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -243,14 +243,14 @@ def test_every_live_parameter_names_where_a_change_goes():
     """The node applies live changes from the parameter table: each target exists on its owner."""
     import inspect
 
-    from segzero_ros import pipeline, tracker, tracking_loop, worker
+    from segzero_ros import pipeline, scheduling, tracker, tracking_loop
     from segzero_ros.reasoner.base import LIVE_FIELDS
     from segzero_ros.reasoner.remote import RemoteReasoner
     from segzero_ros.ros import node
 
     sources = {
         "node": inspect.getsource(node.SegZeroNode),
-        "worker": inspect.getsource(worker.GoalWorker),
+        "schedule": inspect.getsource(scheduling.Schedule),
         "pipeline": inspect.getsource(pipeline.Pipeline),
         "tracking": inspect.getsource(tracking_loop.TrackingLoop),
         "tracker": inspect.getsource(tracker.Tracker),

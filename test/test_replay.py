@@ -233,13 +233,15 @@ class Jobs:
         return self.goal_s
 
     def track(self, frame, start):
-        if not self.tracking:
-            return None
+        assert self.tracking, "a frame was tracked with no track on"
         self.log.append(("track", frame, start))
         return self.track_s, []
 
     def fail(self, goal, reason, t, ran=False):
         self.log.append(("fail", goal.id, reason))
+
+    def schedule(self, **options) -> ReplaySchedule:
+        return ReplaySchedule(self.run_goal, self.track, self.fail, lambda: self.tracking, **options)
 
 
 def frames(n: int, dt: float = 0.1):
@@ -248,15 +250,15 @@ def frames(n: int, dt: float = 0.1):
 
 def test_schedule_all_frames_uses_every_frame_and_the_newest_frame_for_a_goal():
     jobs = Jobs(goal_s=0.25, track_s=0.05)
-    stats = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail).run(frames(10), [GoalEvent(0.35, Goal("x", id="g"))])
+    stats = jobs.schedule().run(frames(10), [GoalEvent(0.35, Goal("x", id="g"))])
     assert jobs.log[0] == ("goal", "g", 3, 0.35)  # the frame at 0.3 s
     assert [entry[1] for entry in jobs.log[1:]] == [4, 5, 6, 7, 8, 9]
-    assert (stats.frames_skipped, stats.frames_idle, stats.frames_tracked) == (0, 4, 6)
+    assert (stats.frames_skipped, stats.frames_idle, stats.frames_tracked) == (0, 3, 6)  # 0-2: no goal, no track
 
 
 def test_schedule_realtime_skips_frames_while_busy():
     jobs = Jobs(goal_s=0.3, track_s=0.05)
-    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True)
+    schedule = jobs.schedule(realtime=True)
     stats = schedule.run(frames(10), [GoalEvent(0.35, Goal("x", id="g"))])
     # Busy from 0.35 to 0.65: frames 4, 5 and 6 arrive meanwhile; at 0.65 the newest is 6, tracked then.
     assert jobs.log[1] == ("track", 6, pytest.approx(0.65))
@@ -265,7 +267,7 @@ def test_schedule_realtime_skips_frames_while_busy():
 
 def test_schedule_answers_goals_that_find_no_frame_or_are_superseded():
     jobs = Jobs(goal_s=1.0, track_s=0.0)
-    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True, max_pending_goals=2)
+    schedule = jobs.schedule(realtime=True, max_pending_goals=2)
     goals = [GoalEvent(0.0, Goal("x", id="early"))] + [GoalEvent(7.0, Goal("x", id=f"b{k}")) for k in range(4)]
     stats = schedule.run([FrameEvent(6.0, "late frame"), FrameEvent(7.5, "f2")], goals)
     fails = {entry[1]: entry[2] for entry in jobs.log if entry[0] == "fail"}
@@ -283,7 +285,7 @@ def test_schedule_answers_goals_that_find_no_frame_or_are_superseded():
 def test_schedule_answers_refused_goals_at_intake_without_running_them():
     """As the node: a refused goal is answered when it arrives, even while a job runs, and runs nothing."""
     jobs = Jobs(goal_s=1.0, track_s=0.1)
-    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, realtime=True)
+    schedule = jobs.schedule(realtime=True)
     refused = Goal("", id="refused", error="empty goal")
     stats = schedule.run(frames(20), [GoalEvent(0.0, Goal("x", id="g")), GoalEvent(0.5, refused)])
     assert ("fail", "refused", "empty goal") in jobs.log and [e[1] for e in jobs.log if e[0] == "goal"] == ["g"]
@@ -295,7 +297,7 @@ def test_schedule_honours_image_max_age_as_the_node_does():
     """A goal after the camera went silent waits up to image_timeout_s for a newer frame, then fails with the node's
     'camera silent' text; a goal on a fresh enough frame runs; a frame arriving within the wait is used."""
     jobs = Jobs(goal_s=0.0, track_s=0.0)
-    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail, image_timeout_s=2.0, max_frame_age_s=3.0)
+    schedule = jobs.schedule(image_timeout_s=2.0, max_frame_age_s=3.0)
     stream = frames(10) + [FrameEvent(9.5 + k * 0.1, 100 + k) for k in range(3)]  # silent from 0.9 s to 9.5 s
     goals = [GoalEvent(2.0, Goal("x", id="fresh")), GoalEvent(5.0, Goal("x", id="silent"))]
     goals.append(GoalEvent(8.0, Goal("x", id="waits")))
@@ -309,7 +311,7 @@ def test_schedule_honours_image_max_age_as_the_node_does():
 
 def test_schedule_stops_when_asked_and_says_what_was_left():
     jobs = Jobs(goal_s=0.0, track_s=0.0)
-    schedule = ReplaySchedule(jobs.run_goal, jobs.track, jobs.fail)
+    schedule = jobs.schedule()
     goals = [GoalEvent(0.0, Goal("x", id="a")), GoalEvent(5.0, Goal("x", id="b"))]
     stats = schedule.run(frames(100), goals, stop=lambda: len(jobs.log) >= 10)
     assert stats.stopped and len(jobs.log) == 10 and stats.goals == 1  # goal b (at 5 s) never came
@@ -342,3 +344,20 @@ def test_a_stopped_replay_keeps_a_readable_recording_of_what_it_did(
     assert (out / "replay" / "metadata.yaml").exists()
     topics = read_back(summary["output"])  # the file's summary section is there: an independent reader takes it
     assert len(topics["/mask"]) == processed and [json.loads(m.data)["status"] for _, m in topics["/result"]] == ["ok"]
+
+
+def test_schedule_a_goal_waiting_for_a_frame_is_not_superseded_and_fails_at_its_deadline_as_on_the_node():
+    """The worker's policy in virtual time: the goal waiting for a frame is no longer pending (three later goals
+    with max_pending_goals 2 supersede only the oldest of them), and at its deadline, with only a stale frame, it
+    fails 'camera silent' though a frame comes later."""
+    jobs = Jobs(goal_s=0.0, track_s=0.0)
+    schedule = jobs.schedule(max_pending_goals=2, image_timeout_s=2.0, max_frame_age_s=1.0)
+    goals = [GoalEvent(5.0, Goal("x", id="waits"))] + [GoalEvent(5.5, Goal("x", id=f"q{k}")) for k in range(3)]
+    stats = schedule.run([FrameEvent(0.0, "old"), FrameEvent(10.0, "new")], goals)
+    fails = {entry[1]: entry[2] for entry in jobs.log if entry[0] == "fail"}
+    assert fails["waits"] == "camera silent for 7.0 s (no frame newer than image_max_age_s = 1 s)"
+    assert "superseded" in fails["q0"]
+    # q1 was taken at 7 s and failed at 9 s; q2 waited from 9 s and ran on the new frame at 10 s.
+    assert fails["q1"].startswith("camera silent for 9.0 s") and set(fails) == {"waits", "q0", "q1"}
+    assert [entry[1:] for entry in jobs.log if entry[0] == "goal"] == [("q2", "new", 10.0)]
+    assert stats.goals_superseded == 1 and stats.goals_without_image == 2

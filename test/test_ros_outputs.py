@@ -138,3 +138,30 @@ def test_a_tracked_frame_publishes_its_masks_with_its_header_and_the_status():
     node.log.clear()
     outputs.tracked(header(), TrackUpdate(labels=None, status={"id": "g1", "state": "ended", "reason": "cancelled"}))
     assert [topic for topic, _ in node.log] == ["tracking_status"]  # the end of a track: the status alone
+
+
+def test_a_failing_lifecycle_transition_logs_its_traceback_and_still_fails():
+    """rclpy turns an exception in a transition into ERROR and logs nothing; the node's transitions say why."""
+    from segzero_ros.ros.node import logged_transition
+
+    lines: list[str] = []
+
+    class Logger:
+        def error(self, line: str) -> None:
+            lines.append(line)
+
+    class FakeNode:
+        logger = Logger()
+
+        def get_logger(self) -> Logger:
+            return self.logger
+
+        @logged_transition
+        def on_configure(self, state):
+            raise AttributeError("'NoneType' object has no attribute 'schedule'")
+
+    with pytest.raises(AttributeError):
+        FakeNode().on_configure(None)
+    (line,) = lines
+    assert line.startswith("on_configure failed: Traceback (most recent call last):")
+    assert line.endswith("AttributeError: 'NoneType' object has no attribute 'schedule'")

@@ -79,7 +79,7 @@ def test_goal_without_image_fails_after_timeout(rec_worker):
 
 def test_goal_waits_for_a_frame_that_arrives_in_time(rec_worker):
     rec, worker = rec_worker
-    worker.image_timeout_s = 5.0
+    worker.schedule.image_timeout_s = 5.0
     worker.submit(Goal("cup", id="waits"))
     time.sleep(0.1)
     worker.offer_frame(frame(9))
@@ -314,7 +314,7 @@ def test_only_goals_the_worker_ran_reach_after_goal_and_on_its_thread():
         worker.cancel()
         rec.gate.set()
         rec.wait(4)
-        worker.max_frame_age_s = 0.01  # the only frame is stale now: the next goal runs and fails
+        worker.schedule.max_frame_age_s = 0.01  # the only frame is stale now: the next goal runs and fails
         worker.submit(Goal("cup", id="stale"))
         rec.wait(5)
         time.sleep(0.2)

@@ -33,7 +33,7 @@ class Param:
     step: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False
-    # Where a live change goes, "<owner>.<attribute>" (owners: node, worker, pipeline, reasoner, tracking,
+    # Where a live change goes, "<owner>.<attribute>" (owners: node, schedule, pipeline, reasoner, tracking,
     # tracker); '' for a live parameter read each time it is used, and for read-only ones.
     applies_to: str = ""
 
@@ -78,7 +78,7 @@ PARAMETERS: tuple[Param, ...] = (
         "how long a goal waits for a usable image (see image_max_age_s), then fails",
         low=0.0,
         high=600.0,
-        applies_to="worker.image_timeout_s",
+        applies_to="schedule.image_timeout_s",
     ),
     Param(
         "image_max_age_s",
@@ -87,7 +87,7 @@ PARAMETERS: tuple[Param, ...] = (
         "then fails 'camera silent'; 0 takes any frame, however old",
         low=0.0,
         high=3600.0,
-        applies_to="worker.max_frame_age_s",
+        applies_to="schedule.max_frame_age_s",
     ),
     Param(
         "max_pending_goals",
@@ -96,7 +96,7 @@ PARAMETERS: tuple[Param, ...] = (
         low=1,
         high=100,
         step=1,
-        applies_to="worker.max_pending_goals",
+        applies_to="schedule.max_pending_goals",
     ),
     Param(
         "max_goal_chars",

@@ -1,10 +1,9 @@
 """The node's worker in virtual time, for replaying a recording: what the node would have done, frame by frame.
 
-One job at a time. A pending goal goes first and runs on the newest frame at the moment it starts (a goal that
-finds no frame, or only one older than ``image_max_age_s``, waits for the next, up to ``image_timeout_s``); with
-nothing pending, a newer frame than the last one used is tracked (when a track is on). Past ``max_pending_goals``
-the oldest pending goal is superseded, and a goal refused at intake is answered at once, as in
-``worker.GoalWorker``; the answers' texts come from ``answering`` as the node's do.
+The policy is the node's own (``scheduling.Schedule``: newest fresh frame, ``image_max_age_s``,
+``image_timeout_s``, the bounded queue, supersede, refusal at intake, tracking when idle); this module supplies
+virtual time: it plays the recording's frames and goals in time order and, between two events, runs the steps
+the worker would have started.
 
 Two clocks: ``realtime`` — a job lasts as long as it really took, frames that arrive meanwhile replace each
 other and are skipped, as on the robot; otherwise (``all_frames``) a job takes no recorded time, so every
@@ -13,14 +12,13 @@ frame is processed. ROS-free: the replay command supplies the jobs.
 
 from __future__ import annotations
 
-import collections
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from segzero_ros.answering import SUPERSEDED, camera_silent, no_image
 from segzero_ros.goals import Goal
+from segzero_ros.scheduling import NoImage, Run, Schedule, Track, Wait
 
 # The node's parameters a replay takes besides the models (same names, same meaning). The others cannot apply to a
 # recording: autostart and the lifecycle, the transport (image_qos, compressed_input: the recording says what the
@@ -75,36 +73,33 @@ class ScheduleStats:
 
 
 # A goal job: (goal, frame, start time) -> its real duration (s). A tracking job: (frame, start time) ->
-# (duration, goals it asks to run again); None when no track is on.
+# (duration, goals it asks to run again).
 GoalJob = Callable[[Goal, Any, float], float]
-TrackJob = Callable[[Any, float], "tuple[float, list[Goal]] | None"]
+TrackJob = Callable[[Any, float], "tuple[float, list[Goal]]"]
 FailJob = Callable[..., None]  # (goal, reason, time, ran=False): ran = the worker had taken the goal
 
 
 class ReplaySchedule:
-    """See the module docstring. ``run`` consumes the events in time order and calls the jobs."""
+    """See the module docstring. ``run`` consumes the events in time order and calls the jobs; ``tracking()``
+    says whether a track is on (new frames are then tracked when no goal waits)."""
 
     def __init__(
         self,
         run_goal: GoalJob,
         track: TrackJob,
         fail_goal: FailJob,
+        tracking: Callable[[], bool] = lambda: False,
         realtime: bool = False,
         max_pending_goals: int = 4,
         image_timeout_s: float = 5.0,
         max_frame_age_s: float = 0.0,
         image_source: str = "",
     ) -> None:
-        self._run_goal, self._track, self._fail = run_goal, track, fail_goal
+        self._run_goal, self._track, self._fail, self._tracking = run_goal, track, fail_goal, tracking
         self.realtime = realtime
-        self.max_pending_goals = max_pending_goals
-        self.image_timeout_s = image_timeout_s
-        self.max_frame_age_s = max_frame_age_s  # 0: any frame, however old
-        self.image_source = image_source  # named in "no image" answers
+        self.schedule = Schedule(max_pending_goals, image_timeout_s, max_frame_age_s, lambda: image_source)
         self.stats = ScheduleStats()
-        self._pending: collections.deque[GoalEvent] = collections.deque()
-        self._newest: FrameEvent | None = None
-        self._newest_used = True
+        self._t = float("-inf")  # the time of the last event taken (or deadline reached)
         self._free_at = float("-inf")  # when the worker finishes its current job
 
     def run(
@@ -118,87 +113,56 @@ class ReplaySchedule:
             if stop():
                 break
             self._work(until=t)
+            self._t = max(self._t, t)
             if kind == 0:
                 self._take_frame(event)
             else:
-                self._take_goal(event)
+                self._take_goal(event.goal, event.t)
         self.stats.stopped = stop()
         if not self.stats.stopped:
             self._work(until=float("inf"))
-        self.stats.goals_unanswered = len(self._pending)
+        self.stats.goals_unanswered = len(self.schedule.goals) + (self.schedule.waiting is not None)
         return self.stats
 
     def _take_frame(self, event: FrameEvent) -> None:
         self.stats.frames_read += 1
-        if not self._newest_used:
-            self.stats.frames_skipped += 1
-        self._newest, self._newest_used = event, False
+        if self.schedule.offer_frame(event.frame, event.t):  # the frame before it was never used
+            if self._free_at > event.t:
+                self.stats.frames_skipped += 1  # the worker was busy
+            else:
+                self.stats.frames_idle += 1  # nothing needed it
 
-    def _take_goal(self, event: GoalEvent) -> None:
+    def _take_goal(self, goal: Goal, t: float) -> None:
         self.stats.goals += 1
-        if event.goal.error:  # refused at intake, as the node does: answered at once, never queued
-            self._fail(event.goal, event.goal.error, event.t)
-            return
-        self._pending.append(event)
-        while len(self._pending) > self.max_pending_goals:
-            old = self._pending.popleft()
-            self.stats.goals_superseded += 1
-            self._fail(old.goal, SUPERSEDED, old.t)
+        for answered, reason in self.schedule.submit(goal):  # refused at intake, or superseded
+            self.stats.goals_superseded += answered is not goal
+            self._fail(answered, reason, t)
 
     def _work(self, until: float) -> None:
-        """Run the jobs the worker starts before ``until`` (the next event's time)."""
+        """Run the steps the worker starts before ``until`` (the next event's time)."""
         while True:
-            if self._pending:
-                event = self._pending[0]
-                start = max(self._free_at, event.t)
-                deadline = start + self.image_timeout_s  # the goal waits this long for a usable frame
-                newest = self._newest
-                if newest is not None and newest.t > start:  # the goal waited for this frame
-                    if newest.t > deadline:
-                        self._pending.popleft()
-                        self._no_image(event, newest, deadline)
-                        continue
-                    start = newest.t
-                elif newest is None or self._stale(newest, start):  # it waits for a (newer) frame
-                    if until < deadline:
-                        return
-                    self._pending.popleft()
-                    self._no_image(event, newest, deadline)
-                    continue
-                if start > until:
-                    return
-                self._pending.popleft()
-                self._newest_used = True
+            now = max(self._free_at, self._t)
+            if now > until:
+                return
+            step = self.schedule.next_step(now, self._tracking())
+            if isinstance(step, Wait):
+                if step.deadline > until:
+                    return  # it waits for the next event (a frame may come)
+                self._t = step.deadline
+            elif isinstance(step, Run):
                 self.stats.frames_goal += 1
-                self._finish(start, self._run_goal(event.goal, newest.frame, start))
-                continue
-            if self._newest is None or self._newest_used:
+                self._finish(now, self._run_goal(step.goal, step.frame, now))
+            elif isinstance(step, NoImage):
+                self.stats.goals_without_image += 1
+                self._fail(step.goal, step.reason, now, ran=True)
+            elif isinstance(step, Track):
+                self.stats.frames_tracked += 1
+                duration, again = self._track(step.frame, now)
+                self._finish(now, duration)
+                for goal in again:
+                    self._take_goal(goal, self._free_at)
+            else:
                 return
-            start = max(self._free_at, self._newest.t)
-            if start > until:
-                return
-            outcome = self._track(self._newest.frame, start)
-            self._newest_used = True
-            if outcome is None:  # no track on: the frame is not needed
-                self.stats.frames_idle += 1
-                return
-            self.stats.frames_tracked += 1
-            duration, again = outcome
-            self._finish(start, duration)
-            for goal in again:
-                self._take_goal(GoalEvent(self._free_at, goal))
-
-    def _stale(self, frame: FrameEvent, at: float) -> bool:
-        return self.max_frame_age_s > 0 and at - frame.t > self.max_frame_age_s
-
-    def _no_image(self, event: GoalEvent, newest: FrameEvent | None, deadline: float) -> None:
-        """The goal found no usable frame by ``deadline``: none at all, or only a stale one (the node's texts)."""
-        self.stats.goals_without_image += 1
-        if newest is not None and newest.t <= deadline and self._stale(newest, deadline):
-            reason = camera_silent(deadline - newest.t, self.max_frame_age_s)
-        else:
-            reason = no_image(self.image_timeout_s, self.image_source)
-        self._fail(event.goal, reason, deadline, ran=True)
 
     def _finish(self, start: float, duration: float) -> None:
         self.stats.jobs_s.append(duration)

@@ -1,10 +1,10 @@
 """Goal scheduling for the node, free of ROS: the newest frame, a bounded goal queue, one worker thread.
 
 Callbacks only call ``offer_frame`` / ``submit`` / ``cancel`` / ``call_soon`` (cheap, never block on a model).
-The worker thread takes the oldest pending goal, waits up to ``image_timeout_s`` for a frame no older than
-``max_frame_age_s`` if there is none, runs the pipeline on the newest frame and hands every goal exactly one
-``Result`` through ``on_result``, whatever happens: supersession, cancel, stop, a failing run. State that the
-worker's jobs use (the node's track) is owned by the worker thread: other threads change it with ``call_soon``.
+Which goal runs on which frame, and when, is ``scheduling.Schedule`` (the policy replay shares); this module
+supplies the thread and the monotonic clock, runs the steps and hands every goal exactly one ``Result`` through
+``on_result``, whatever happens: supersession, cancel, stop, a failing run. State that the worker's jobs use
+(the node's track) is owned by the worker thread: other threads change it with ``call_soon``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from segzero_ros.answering import CANCELLED, SUPERSEDED, camera_silent, failure, no_image
+from segzero_ros.answering import CANCELLED, failure
 from segzero_ros.goals import Goal
 from segzero_ros.pipeline import Result
+from segzero_ros.scheduling import NoImage, Run, Schedule, Track, Wait
 
 LOG = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class GoalWorker:
         on_idle_frame: Callable[[Frame], None] | None = None,
         max_frame_age_s: float = 0.0,
         after_goal: ResultFn | None = None,
-        image_source: Callable[[], str] | None = None,
+        image_source: Callable[[], str] = lambda: "",
         failure: Callable[..., Result] = failure,
     ) -> None:
         self._run = run
@@ -86,22 +87,17 @@ class GoalWorker:
         # Called in the worker thread after the answer of every goal the worker took from the queue and ran
         # (refused, superseded and cancelled goals never get here): the node ends or starts its track there.
         self._after_goal = after_goal
-        self._image_source = image_source  # where frames come from, for "no image" answers (e.g. topic, publishers)
         self._failure = failure  # (goal, reason, cancelled=False) -> the goal's failed Result (answering.failure)
         # Called in the worker thread with each new frame while no goal is pending and ``idle_frames`` is set
         # (the node tracks its last goal's targets this way); frames that come faster are skipped, never queued.
         # Set ``idle_frames`` from the worker thread only (a job, ``after_goal`` or a ``call_soon`` request).
         self._on_idle_frame = on_idle_frame
         self.idle_frames = False
-        self.max_pending_goals = max_pending_goals
-        self.image_timeout_s = image_timeout_s
-        self.max_frame_age_s = max_frame_age_s  # 0: any frame, however old
+        # The policy; its limits (max_pending_goals, image_timeout_s, max_frame_age_s) may be set from any thread.
+        self.schedule = Schedule(max_pending_goals, image_timeout_s, max_frame_age_s, image_source)
         self.stats = WorkerStats()
         self._cond = threading.Condition()
         self._answer_lock = threading.Lock()
-        self._frame: Frame | None = None
-        self._frame_used = True
-        self._goals: collections.deque[Goal] = collections.deque()
         self._requests: collections.deque[Callable[[], None]] = collections.deque()
         self._busy: Goal | None = None
         self._stop = False
@@ -114,9 +110,8 @@ class GoalWorker:
         """Keep ``frame`` as the newest; a frame replaced before any goal used it counts as replaced."""
         with self._cond:
             self.stats.frames_received += 1
-            if not self._frame_used:
+            if self.schedule.offer_frame(frame, frame.received):
                 self.stats.frames_replaced += 1
-            self._frame, self._frame_used = frame, False
             self._cond.notify_all()
 
     def note_dropped(self, reason: str) -> None:
@@ -131,26 +126,17 @@ class GoalWorker:
 
         A goal already known to be malformed (``goal.error``) is answered at once and never queued.
         """
-        if goal.error:
-            with self._cond:
-                self.stats.goals_received += 1
-            self._finish(goal, None, self._failure(goal, goal.error))
-            return
-        superseded = []
         with self._cond:
             self.stats.goals_received += 1
-            self._goals.append(goal)
-            while len(self._goals) > self.max_pending_goals:
-                superseded.append(self._goals.popleft())
+            answer_now = self.schedule.submit(goal)
             self._cond.notify_all()
-        for old in superseded:
-            self._finish(old, None, self._failure(old, SUPERSEDED))
+        for old, reason in answer_now:
+            self._finish(old, None, self._failure(old, reason))
 
     def cancel(self, goal: Goal | None = None) -> list[Goal]:
         """Drop ``goal``, or every pending goal, each answered "cancelled"; a running goal finishes."""
         with self._cond:
-            dropped = [g for g in self._goals if goal is None or g is goal]
-            self._goals = collections.deque(g for g in self._goals if not any(g is d for d in dropped))
+            dropped = self.schedule.cancel(goal)
         for goal in dropped:
             self._finish(goal, None, self._failure(goal, CANCELLED, cancelled=True))
         return dropped
@@ -167,7 +153,7 @@ class GoalWorker:
 
     def pending_goals(self) -> list[Goal]:
         with self._cond:
-            return list(self._goals)
+            return list(self.schedule.goals)
 
     @property
     def busy(self) -> bool:
@@ -176,11 +162,11 @@ class GoalWorker:
     @property
     def pending(self) -> int:
         with self._cond:
-            return len(self._goals)
+            return len(self.schedule.goals)
 
     def newest_frame(self) -> Frame | None:
         with self._cond:
-            return self._frame
+            return self.schedule.frame
 
     def frame_age_s(self) -> float | None:
         """Seconds since the newest frame arrived (None before the first)."""
@@ -201,8 +187,7 @@ class GoalWorker:
         the running one when it does not finish within ``timeout`` (its late result is then never sent)."""
         with self._cond:
             self._stop, self._stop_reason = True, reason
-            left = list(self._goals)
-            self._goals.clear()
+            left = self.schedule.cancel()
             self._cond.notify_all()
         for goal in left:
             self._finish(goal, None, self._failure(goal, reason))
@@ -222,38 +207,51 @@ class GoalWorker:
 
     # --- worker thread ---------------------------------------------------------------------------
 
-    def _idle_frame_ready(self) -> bool:
-        return self._on_idle_frame is not None and self.idle_frames and not self._frame_used
+    def _next(self) -> tuple[list[Callable[[], None]], Run | NoImage | Track | None]:
+        """Wait for the next thing to do: requests, a step of the schedule, or (both empty) stop."""
+        with self._cond:
+            while not self._stop:
+                if self._requests:
+                    requests = list(self._requests)
+                    self._requests.clear()
+                    return requests, None
+                now = time.monotonic()
+                step = self.schedule.next_step(now, self._on_idle_frame is not None and self.idle_frames)
+                if isinstance(step, Wait):
+                    self._busy = step.goal
+                    self._cond.wait(step.deadline - now)
+                elif step is None:
+                    self._cond.wait()
+                else:
+                    self._busy = getattr(step, "goal", None)
+                    return [], step
+            waiting = self.schedule.release_waiting()
+        if waiting is not None:  # stopped while it waited for a frame
+            self._answer_ran(waiting, None, self._failure(waiting, self._stop_reason))
+        self._busy = None
+        return [], None
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._requests and not self._goals and not self._stop and not self._idle_frame_ready():
-                    self._cond.wait()
-                if self._stop:
-                    return
-                requests, goal, frame = list(self._requests), None, None
-                self._requests.clear()
-                if not requests and self._goals:
-                    goal = self._busy = self._goals.popleft()
-                elif not requests:
-                    frame, self._frame_used = self._frame, True
+            requests, step = self._next()
             if requests:
                 self._run_requests(requests)
-            elif goal is not None:
+            elif step is None:
+                return
+            elif isinstance(step, Track):
                 try:
-                    self._handle(goal)
-                except Exception as exc:  # the worker must survive anything a goal does
-                    LOG.exception("worker failed on goal %s", goal.id)
-                    error = f"internal error: {type(exc).__name__}: {exc}"
-                    self._answer_ran(goal, None, self._failure(goal, error))
-                finally:
-                    self._busy = None
-            else:
-                try:
-                    self._on_idle_frame(frame)
+                    self._on_idle_frame(step.frame)
                 except Exception:  # a failed tracking step must not stop goals
                     LOG.exception("idle-frame work failed")
+            else:
+                try:
+                    self._handle(step)
+                except Exception as exc:  # the worker must survive anything a goal does
+                    LOG.exception("worker failed on goal %s", step.goal.id)
+                    error = f"internal error: {type(exc).__name__}: {exc}"
+                    self._answer_ran(step.goal, None, self._failure(step.goal, error))
+                finally:
+                    self._busy = None
 
     @staticmethod
     def _run_requests(requests: list[Callable[[], None]]) -> None:
@@ -263,44 +261,21 @@ class GoalWorker:
             except Exception:  # a failed request must not stop goals
                 LOG.exception("worker request failed")
 
-    def _fresh(self, frame: Frame | None) -> bool:
-        return frame is not None and (
-            self.max_frame_age_s <= 0 or time.monotonic() - frame.received <= self.max_frame_age_s
-        )
-
-    def _handle(self, goal: Goal) -> None:
-        if goal.frame is not None:
-            self._answer_ran(goal, goal.frame, self._run(goal.frame, goal))
+    def _handle(self, step: Run | NoImage) -> None:
+        if isinstance(step, Run):
+            self._answer_ran(step.goal, step.frame, self._run(step.frame, step.goal))
             return
-        start = time.monotonic()
-        deadline = start + self.image_timeout_s
-        with self._cond:
-            while not self._fresh(self._frame) and not self._stop and time.monotonic() < deadline:
-                self._cond.wait(deadline - time.monotonic())
-            frame = self._frame
-            fresh = self._fresh(frame)
-            if fresh:
-                self._frame_used = True
-        if not fresh:
-            reason = self._stop_reason if self._stop else self._no_image_reason(frame, start)
-            self._answer_ran(goal, None, self._failure(goal, reason))
-            return
-        self._answer_ran(goal, frame, self._run(frame, goal))
+        reason = step.reason
+        stats, window = self.stats, 2 * self.schedule.image_timeout_s
+        if step.no_frame and stats.last_drop and stats.last_drop_at >= time.monotonic() - window:
+            reason += f"; frames arrive but are dropped: {stats.last_drop}"
+        self._answer_ran(step.goal, None, self._failure(step.goal, reason))
 
     def _answer_ran(self, goal: Goal, frame: Frame | None, result: Result) -> None:
         """The answer of a goal the worker took from the queue, then ``after_goal`` (unless ``stop`` answered the
         goal already: its track state is being released)."""
         if self._finish(goal, frame, result) and self._after_goal is not None:
             self._after_goal(goal, frame, result)
-
-    def _no_image_reason(self, frame: Frame | None, since: float) -> str:
-        if frame is not None:
-            return camera_silent(time.monotonic() - frame.received, self.max_frame_age_s)
-        reason = no_image(self.image_timeout_s, self._image_source() if self._image_source is not None else "")
-        stats = self.stats
-        if stats.last_drop and stats.last_drop_at >= since - self.image_timeout_s:
-            reason += f"; frames arrive but are dropped: {stats.last_drop}"
-        return reason
 
     def _finish(self, goal: Goal, frame: Frame | None, result: Result) -> bool:
         """Send ``goal``'s one answer; any later one (a run that outlived ``stop``) is dropped here (False)."""

@@ -9,6 +9,7 @@ and are released on cleanup; subscriptions exist and the worker runs only while 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -36,6 +37,21 @@ from segzero_ros.worker import Frame, GoalWorker
 SHUTTING_DOWN = "node shutting down before the goal ran"
 DEACTIVATED = "node deactivated before the goal ran"
 SHUTDOWN_WAIT_S = 3.0  # how long shutdown waits for a running goal (launch escalates to SIGTERM after 5 s)
+
+
+def logged_transition(callback: Callable[..., TransitionCallbackReturn]) -> Callable[..., TransitionCallbackReturn]:
+    """A lifecycle callback whose exception reaches the log with its traceback (rclpy turns it into ERROR and
+    says nothing)."""
+
+    @functools.wraps(callback)
+    def transition(node: SegZeroNode, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return callback(node, state)
+        except Exception as exc:
+            node.get_logger().error(f"{callback.__name__} failed: {process.describe_exception(exc)}")
+            raise
+
+    return transition
 
 
 class SegZeroNode(LifecycleNode):
@@ -75,7 +91,7 @@ class SegZeroNode(LifecycleNode):
         tracking = self.answering.tracking if self.answering is not None else None
         owner = {
             "node": self,
-            "worker": self.worker,
+            "schedule": self.worker.schedule if self.worker is not None else None,
             "pipeline": self.pipeline,
             "reasoner": self.pipeline.reasoner if self.pipeline is not None else None,
             "tracking": tracking,
@@ -130,6 +146,7 @@ class SegZeroNode(LifecycleNode):
 
     # --- lifecycle -------------------------------------------------------------------------------
 
+    @logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self.values()
         self._state = "loading"
@@ -178,6 +195,7 @@ class SegZeroNode(LifecycleNode):
         self._state, self._error = "ready", ""
         return super().on_configure(state)
 
+    @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         image_qos = qos.SENSOR_DATA if self.value("image_qos") == "sensor_data" else qos.RELIABLE_LATEST
         compressed = self.value("compressed_input")
@@ -194,12 +212,14 @@ class SegZeroNode(LifecycleNode):
         self.get_logger().info(f"active: waiting for images on {image} and goals on {goal} or the {action} action")
         return super().on_activate(state)
 
+    @logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing(DEACTIVATED)
         name = self.get_fully_qualified_name()
         self.get_logger().info(f"inactive: no frames or goals taken (ros2 lifecycle set {name} activate resumes)")
         return super().on_deactivate(state)
 
+    @logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
         self.get_logger().info("unconfigured: models released")
@@ -208,6 +228,7 @@ class SegZeroNode(LifecycleNode):
             self.action = None
         return super().on_cleanup(state)
 
+    @logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         # The action server stays until the node is destroyed: results of the goals answered here still go out.
         self._stop_processing(SHUTTING_DOWN, timeout=SHUTDOWN_WAIT_S)

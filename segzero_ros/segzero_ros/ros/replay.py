@@ -3,8 +3,8 @@
 The same pieces as ``segzero_node``: goals parsed by ``goals`` (the recorded goal topic's raw messages, or the
 command line's), frames decoded by ``image_codec``, answers by the models ``build`` makes, tracking by
 ``tracking_loop``, messages by ``ros.outputs`` (the node's publishers, here writing into the output bag); the
-node's worker is ``replay_schedule.ReplaySchedule`` in virtual time. No ROS graph and no ROS install: recordings
-are read and written with ``rosbags`` (``ros.bags``).
+node's worker is ``replay_schedule.ReplaySchedule``: the node's scheduling policy in virtual time. No ROS graph
+and no ROS install: recordings are read and written with ``rosbags`` (``ros.bags``).
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ class Replay:
                 jobs.run_goal,
                 jobs.track,
                 jobs.fail_goal,
+                lambda: jobs.answering.tracking_active,
                 realtime=opts.realtime,
                 max_pending_goals=self.node["max_pending_goals"],
                 image_timeout_s=self.node["image_timeout_s"],
@@ -286,9 +287,7 @@ class _Jobs:
         self.answering.answered(goal, frame, result)
         return time.perf_counter() - t0
 
-    def track(self, frame: Frame, start: float) -> tuple[float, list[Goal]] | None:
-        if not self.answering.tracking_active:
-            return None
+    def track(self, frame: Frame, start: float) -> tuple[float, list[Goal]]:
         t0 = time.perf_counter()
         update = self.answering.track(frame)
         duration = time.perf_counter() - t0
