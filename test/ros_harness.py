@@ -162,6 +162,15 @@ class Probe:
             self.node.create_subscription(String, "tracking_status", self._keep("tracking_status"), reliable),
             self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep("diagnostics"), 10),
         ]
+        try:  # the node's vision_msgs outputs, where vision_msgs is installed
+            from vision_msgs.msg import Detection2DArray
+
+            self.received["detections"] = []
+            self._subs.append(
+                self.node.create_subscription(Detection2DArray, "detections", self._keep("detections"), reliable)
+            )
+        except ImportError:
+            pass
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)

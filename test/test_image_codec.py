@@ -161,7 +161,7 @@ def test_mask_messages_threshold_the_labels_in_their_own_buffers():
     labels[1, 1:3], labels[2, 4] = 1, 2
     header = Image().header
     header.frame_id = "camera"
-    mask, label_image = mask_messages(labels, header)
+    mask, label_image = mask_messages(labels, header, "mono8")
     assert np.array_equal(image_to_numpy(label_image), labels)
     assert np.array_equal(image_to_numpy(mask), np.where(labels > 0, 255, 0))
     assert mask.encoding == label_image.encoding == "mono8" and mask.header.frame_id == "camera"

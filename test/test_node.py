@@ -74,8 +74,8 @@ def test_mask_has_the_source_frame_header_and_size(ros):
     assert len(target["bbox"]) == 4 and len(target["points"]) == 2 and target["area"] >= 0
     probe.wait_for(lambda: probe.take("mask") and probe.take("labels"), 30, "mask and labels", node)
     mask, labels = probe.take("mask")[-1], probe.take("labels")[-1]
-    for msg in (mask, labels):
-        assert (msg.width, msg.height, msg.encoding) == (640, 480, "mono8")
+    for msg, encoding in ((mask, "mono8"), (labels, "mono16")):
+        assert (msg.width, msg.height, msg.encoding) == (640, 480, encoding)
         assert msg.header.stamp.sec == 1234 and msg.header.stamp.nanosec == 5678
         assert msg.header.frame_id == "cam_optical"
     pixels = np.frombuffer(bytes(mask.data), np.uint8)

@@ -132,7 +132,7 @@ def test_launch_description_builds_and_checks_its_overrides(monkeypatch):
 
 
 def test_package_xml_names_every_ros_package_the_code_imports():
-    """Each ROS package imported by the module, its ros/ helpers or the launch file is an exec_depend."""
+    """Each ROS package imported by the module, its ros/ helpers or the launch file is an exec_depend (or a depend)."""
     import sys
     import xml.etree.ElementTree as ET
 
@@ -147,6 +147,7 @@ def test_package_xml_names_every_ros_package_the_code_imports():
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module.split(".")[0])
     needed = (imported & ros_packages) - {"segzero_ros"}
-    declared = {e.text for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
-    assert needed <= declared, f"missing exec_depend: {sorted(needed - declared)}"
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = {e.text for e in [*root.findall("exec_depend"), *root.findall("depend")]}  # depend = build + exec
+    assert needed <= declared, f"missing exec_depend or depend: {sorted(needed - declared)}"
     assert {"rcl_interfaces", "ament_index_python"} <= needed  # launch/launch_ros too where ros-tools are installed

@@ -43,7 +43,7 @@ def test_run_gives_masks_at_image_size(pipeline, monkeypatch):
         round(bx2 * 1280 / 840),
         round(by2 * 720 / 840),
     )
-    assert result.union().shape == (720, 1280) and result.labels().dtype == np.uint8
+    assert result.union().shape == (720, 1280) and result.labels().dtype == np.uint16
     assert set(np.unique(result.labels())) <= {0, 1}
     summary = json.loads(json.dumps(result.to_dict()))
     assert summary["status"] == "ok" and summary["targets"][0]["area"] == int(result.masks[0].sum())

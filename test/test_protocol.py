@@ -329,3 +329,16 @@ def test_scale_round_trip(coords, w, h):
     back = scale_targets(there, (w, h), (840, 840), clip=False)
     assert back[0].bbox == pytest.approx(target[0].bbox, abs=1e-6)
     assert back[0].points[0] == pytest.approx(target[0].points[0], abs=1e-6)
+
+
+def test_a_per_object_label_is_kept_by_the_lenient_parser_and_scaling_only():
+    """A ``"label"`` per object (what a multi-object model may add) names the target in detections and labels;
+    the strict parser, as the reference, reads boxes and points only."""
+    text = (
+        '<think>two</think><answer>[{"bbox_2d": [10,20,30,40], "point_2d": [15,25], "label": "  left\\n mug "}, '
+        '{"bbox_2d": [50,60,70,80], "point_2d": [55,65], "label": 7}]</answer>'
+    )
+    targets = parse_answer(text, "multi").targets
+    assert [t.label for t in targets] == ["left mug", None]  # whitespace folded; a non-string label is no label
+    assert [t.label for t in scale_targets(targets, (100, 100), (200, 200))] == ["left mug", None]
+    assert [t.label for t in parse_answer(text, "multi", strict=True).targets] == [None, None]

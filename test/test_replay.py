@@ -18,6 +18,7 @@ from recordings import START_NS, json_goal, write_recording
 from segzero_ros.cli import main
 from segzero_ros.goals import Goal
 from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule
+from segzero_ros.ros.detections import VISION_MSGS
 
 KEEP_TRACKING = ["--tracking.min_score", "0"]  # the random tiny SAM2 would otherwise lose its targets
 
@@ -82,6 +83,24 @@ def test_a_recorded_session_replays_into_a_recording_of_the_nodes_outputs(
     # All-frames mode: a goal's outputs logged when it arrived, a tracked frame's at the frame's recorded time.
     expected = [START_NS + round(t * 1e9) for t in (0.35, 1.45)] + [START_NS + k * 10**8 for k in range(4, 24)]
     assert sorted(t for t, _ in topics["/mask"]) == sorted(expected)
+    # The grasp-ready outputs: 16-bit labels, a detections array per processed frame, label_info per new map.
+    assert all(labels.encoding == "mono16" for _, labels in topics["/labels"])
+    if VISION_MSGS is not None:
+        assert len(topics["/detections"]) == frames["processed"]
+        stamp = (typed[0].header.stamp.sec, typed[0].header.stamp.nanosec)
+        first = next(d for _, d in topics["/detections"] if (d.header.stamp.sec, d.header.stamp.nanosec) == stamp)
+        target = results[0]["targets"][0]
+        assert [d.id for d in first.detections] == ["first:1"] and target["id"] == "first:1"
+        c, size = (
+            first.detections[0].bbox.center.position,
+            (first.detections[0].bbox.size_x, first.detections[0].bbox.size_y),
+        )
+        x1, y1, x2, y2 = target["bbox"]
+        assert (c.x, c.y, *size) == pytest.approx(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
+        maps = [{c.class_id: c.class_name for c in m.class_map} for _, m in topics["/label_info"]]
+        assert [json.loads(m[1])["id"] for m in maps] == ["first:1", "second:1"] and all(
+            m[0] == "background" for m in maps
+        )
 
 
 def test_goals_from_the_command_line_and_the_overlay_video(

@@ -223,7 +223,8 @@ def test_launch_in_a_colcon_workspace_and_the_readme_commands(workspace, tmp_pat
         # The quiet way: segzero ask.
         out = shell.run(readme_command("offline", "segzero ask"), timeout=START_TIMEOUT)
         assert out.returncode == 0 and ": ok" in out.stdout.splitlines()[0], out.stdout + out.stderr
-        assert "target 1: box" in out.stdout and (workspace / "ask_out" / "mask.png").is_file()
+        assert re.search(r"^target \S+:1 \('.+'\): box ", out.stdout, re.M), out.stdout
+        assert "  detection: centre [" in out.stdout and (workspace / "ask_out" / "mask.png").is_file()
     finally:
         if camera is not None:
             camera.ctrl_c()

@@ -110,3 +110,14 @@ def test_frames_are_converted_only_when_tracked():
     for stamp in (1.0, 2.0, 3.0):
         loop.step(rgb, stamp, (4, 4))
     assert len(converted) == 1
+
+
+def test_a_tracked_frame_lists_each_seen_target_with_its_answer_id_label_and_the_box_of_its_mask():
+    loop = TrackingLoop(FakeTracker(lose_after=2))
+    labelled = Target(bbox=(0, 0, 3, 3), points=[(1, 1)], label="mug")
+    loop.start(Goal("something to drink from", id="g7"), frame(), 1.0, [labelled])
+    (seen,) = loop.step(frame, 2.0, (4, 4)).instances
+    assert (seen.value, seen.id, seen.label, seen.bbox, seen.score) == (1, "g7:1", "mug", (1.0, 1.0, 2.0, 2.0), 0.9)
+    assert loop.step(frame, 3.0, (4, 4)).instances == []  # lost: not listed
+    loop.start(Goal("the red cup", id="g8"), frame(), 4.0, [TARGET])  # no label from the model: the goal text
+    assert [i.label for i in loop.step(frame, 5.0, (4, 4)).instances] == ["the red cup"]

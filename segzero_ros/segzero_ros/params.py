@@ -110,6 +110,13 @@ PARAMETERS: tuple[Param, ...] = (
     Param("publish_overlay", True, "publish the overlay image (drawn only while someone subscribes)"),
     Param("outputs_best_effort", False, "mask/labels/overlay with best-effort QoS instead of reliable", read_only=True),
     Param(
+        "labels_encoding",
+        "mono16",
+        "the labels image: mono16 instance values (0 background, k on target k) or mono8 (capped at 255, for viewers)",
+        choices=("mono16", "mono8"),
+        read_only=True,
+    ),
+    Param(
         "reasoning_partial_hz",
         4.0,
         "rate of partial reasoning on reasoning_partial and as action feedback while the model writes (0: off)",

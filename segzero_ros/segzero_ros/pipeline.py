@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from segzero_ros.goals import DEFAULT_MAX_CHARS, check_goal
+from segzero_ros.instances import MAX_LABEL, instance_id, target_labels
 from segzero_ros.protocol import Target
 from segzero_ros.reasoner.base import ReasonerBackend, Reasoning
 from segzero_ros.segmenter import Segmenter
@@ -21,10 +22,10 @@ LOG = logging.getLogger(__name__)
 
 
 def label_image(masks: Sequence[np.ndarray | None], shape: tuple[int, int]) -> np.ndarray:
-    """uint8 ``shape``: 0 background, k on mask k (1-based, the first 255; ``None`` = not drawn); the lower k
-    wins where masks overlap."""
-    out = np.zeros(shape, dtype=np.uint8)
-    for k, mask in reversed(list(enumerate(masks[:255], start=1))):
+    """uint16 ``shape``: 0 background, k on mask k (1-based; ``None`` = not drawn); the lower k wins where masks
+    overlap."""
+    out = np.zeros(shape, dtype=np.uint16)
+    for k, mask in reversed(list(enumerate(masks[:MAX_LABEL], start=1))):
         if mask is not None:
             np.copyto(out, k, where=mask)
     return out
@@ -66,15 +67,17 @@ class Result:
         return out
 
     def labels(self) -> np.ndarray:
-        """uint8 H×W: 0 background, k on target k (1-based); where targets overlap the lower k wins."""
+        """uint16 H×W: 0 background, k on target k (1-based); where targets overlap the lower k wins."""
         w, h = self.image_wh
         return label_image(self.masks, (h, w))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no mask pixels): id, goal, status, error, targets, timings."""
         targets = []
+        labels = target_labels(self.goal, self.targets)
         for i, target in enumerate(self.targets):
-            entry: dict[str, Any] = {"bbox": list(target.bbox), "points": [list(p) for p in target.points]}
+            entry: dict[str, Any] = {"id": instance_id(self.goal_id, i + 1), "label": labels[i]}
+            entry |= {"bbox": list(target.bbox), "points": [list(p) for p in target.points]}
             if i < len(self.masks):
                 entry["area"] = int(self.masks[i].sum())
                 entry["score"] = round(self.scores[i], 4)

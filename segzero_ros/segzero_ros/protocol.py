@@ -56,6 +56,7 @@ MULTI_ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 MAX_ANSWER_CHARS = 20_000
 MAX_NESTING = 16
 MAX_TARGETS = 120
+MAX_LABEL_CHARS = 200  # a per-object label the model wrote is cut to this
 MAX_ABS_COORD = 100_000.0
 
 
@@ -65,10 +66,12 @@ class AnswerFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """One object: a box (x1, y1, x2, y2) and prompt points (x, y), in one image frame."""
+    """One object: a box (x1, y1, x2, y2) and prompt points (x, y), in one image frame; ``label``: what the
+    model called it, when its answer names each object (a ``"label"`` key; the lenient parser only)."""
 
     bbox: tuple[float, float, float, float]
     points: list[tuple[float, float]] = field(default_factory=list)
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,9 @@ def _target_from(obj: dict, index: int) -> Target:
         is_list_of_points = isinstance(value, (list, tuple)) and all(isinstance(v, (list, tuple, dict)) for v in value)
         for item in value if is_list_of_points else [value]:
             points.append(_point(item, f"object {index} {key}"))
-    return Target(bbox=(x1, y1, x2, y2), points=points)
+    label = keys.get("label")
+    label = " ".join(label.split())[:MAX_LABEL_CHARS] if isinstance(label, str) and label.strip() else None
+    return Target(bbox=(x1, y1, x2, y2), points=points, label=label)
 
 
 def _point_key_order(key: str) -> tuple[int, str]:
@@ -384,6 +389,7 @@ def scale_targets(
         Target(
             bbox=(x(t.bbox[0]), y(t.bbox[1]), x(t.bbox[2]), y(t.bbox[3])),
             points=[(x(px), y(py)) for px, py in t.points],
+            label=t.label,
         )
         for t in targets
     ]

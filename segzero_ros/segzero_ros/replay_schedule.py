@@ -30,6 +30,7 @@ NODE_PARAMETERS = (
     "max_goal_chars",
     "max_image_size",
     "publish_overlay",
+    "labels_encoding",
     "tracking.enabled",
     "tracking.input_scale",
     "tracking.every_n",

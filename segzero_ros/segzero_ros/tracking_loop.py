@@ -1,16 +1,18 @@
 """The node's tracking between goals, free of ROS: which goal's targets are followed, which camera frames are
 new enough to track, when a track ends (a new goal, a cancel, a failure, every target lost) and when to reason
-again. The node turns each ``TrackUpdate`` into ``mask``/``labels`` and a ``tracking_status`` message."""
+again. The node turns each ``TrackUpdate`` into ``mask``/``labels``, ``detections`` and a ``tracking_status``
+message."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from segzero_ros.goals import Goal
+from segzero_ros.instances import Instance, target_labels, tracked_instances
 from segzero_ros.pipeline import label_image
 from segzero_ros.protocol import Target
 
@@ -23,6 +25,7 @@ class TrackUpdate:
     labels: np.ndarray | None
     status: dict[str, Any]
     reacquire: Goal | None = None
+    instances: list[Instance] = field(default_factory=list)  # the targets seen on the frame (``detections``)
 
 
 class TrackingLoop:
@@ -35,6 +38,7 @@ class TrackingLoop:
         self.goal: Goal | None = None  # the goal whose targets are followed
         self._stamp: float | None = None  # the newest frame tracked (seconds)
         self._frames = 0  # new frames seen since the goal
+        self._labels: list[str] = []  # each target's label (the model's name for it, else the goal text)
 
     @property
     def active(self) -> bool:
@@ -44,6 +48,7 @@ class TrackingLoop:
         """Follow ``targets`` of ``goal`` from the frame it was answered on (raises when SAM2 cannot start)."""
         self.tracker.start(rgb, targets)
         self.goal, self._stamp, self._frames = goal, stamp, 0
+        self._labels = target_labels(goal.text if isinstance(goal.text, str) else "", targets)
 
     def end(self, reason: str) -> dict[str, Any] | None:
         """Stop following; the ``ended`` status when a track was running."""
@@ -79,7 +84,8 @@ class TrackingLoop:
                 for score, state, mask in zip(step.scores, step.states, step.masks, strict=True)
             ],
         }
-        update = TrackUpdate(labels=label_image(seen, shape), status=status)
+        instances = tracked_instances(goal.id, self._labels, seen, step.scores)
+        update = TrackUpdate(labels=label_image(seen, shape), status=status, instances=instances)
         if step.lost:
             self.goal = None
             self.tracker.stop()

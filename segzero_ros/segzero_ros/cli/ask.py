@@ -68,6 +68,8 @@ def result_summary(msg: Any) -> dict[str, Any]:
         "reasoning": msg.reasoning,
         "targets": [
             {
+                "id": t.id,
+                "label": t.label,
                 "bbox": [round(float(v), 1) for v in (t.x1, t.y1, t.x2, t.y2)],
                 "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(t.points, (-1, 2))],
                 "score": round(float(t.score), 4),
@@ -75,6 +77,7 @@ def result_summary(msg: Any) -> dict[str, Any]:
             }
             for t in msg.targets
         ],
+        "detections": detections_of(msg),
         "timings_ms": {
             "reason": round(msg.reason_ms, 1),
             "segment": round(msg.segment_ms, 1),
@@ -82,6 +85,18 @@ def result_summary(msg: Any) -> dict[str, Any]:
         },
         "models": {"reasoner": msg.reasoner_model, "segmenter": msg.segmenter_model},
     }
+
+
+def detections_of(msg: Any) -> list[dict[str, Any]]:
+    """The result's targets as the node's ``detections`` topic gives them (vision_msgs ``Detection2D``: box centre
+    and size in pixels, id, class and score)."""
+    out = []
+    for t in msg.targets:
+        center = [round((float(t.x1) + float(t.x2)) / 2, 1), round((float(t.y1) + float(t.y2)) / 2, 1)]
+        size = [round(float(t.x2) - float(t.x1), 1), round(float(t.y2) - float(t.y1), 1)]
+        score = round(min(max(float(t.score), 0.0), 1.0), 4)
+        out.append({"id": t.id, "class_id": t.label, "score": score, "center": center, "size": size})
+    return out
 
 
 def _readable(summary: dict) -> str:
@@ -95,11 +110,12 @@ def _readable(summary: dict) -> str:
     ]
     if summary["reasoning"]:
         lines.append(f"reasoning: {summary['reasoning']}")
-    for k, target in enumerate(summary["targets"], start=1):
+    for target, detection in zip(summary["targets"], summary["detections"], strict=True):
         lines.append(
-            f"target {k}: box {target['bbox']}, points {target['points']}, score {target['score']}, "
-            f"area {target['area']} px"
+            f"target {target['id']} ({target['label']!r}): box {target['bbox']}, points {target['points']}, "
+            f"score {target['score']}, area {target['area']} px"
         )
+        lines.append(f"  detection: centre {detection['center']}, size {detection['size']}, score {detection['score']}")
     t = summary["timings_ms"]
     lines.append(f"time: {t['total']:.0f} ms (reasoning {t['reason']:.0f} ms, segmentation {t['segment']:.0f} ms)")
     if "mask_file" in summary:

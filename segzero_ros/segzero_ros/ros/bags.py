@@ -21,33 +21,38 @@ class BagError(RuntimeError):
 
 
 def typestore():
-    """ROS 2 kilted's message types plus ``segzero_interfaces`` (from its ``.msg`` files)."""
+    """ROS 2 kilted's message types plus ``segzero_interfaces`` and ``vision_msgs`` (from their ``.msg`` files;
+    vision_msgs where it is installed)."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_KILTED)
-    folder = interface_folder()
     types: dict[str, Any] = {}
-    for path in sorted(folder.glob("msg/*.msg")):
-        types.update(get_types_from_msg(path.read_text(), f"segzero_interfaces/msg/{path.stem}"))
+    for package, required in (("segzero_interfaces", True), ("vision_msgs", False)):
+        folder = interface_folder(package, required)
+        for path in sorted(folder.glob("msg/*.msg")) if folder is not None else ():
+            types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
     store.register(types)
     return store
 
 
-def interface_folder() -> Path:
-    """Where ``segzero_interfaces``' ``.msg`` files are: its share folder, else this source tree's."""
+def interface_folder(package: str = "segzero_interfaces", required: bool = True) -> Path | None:
+    """Where a message package's ``.msg`` files are: its share folder, else (ours) this source tree's; None when
+    an optional one is not installed."""
     candidates = []
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("segzero_interfaces")))
+        candidates.append(Path(get_package_share_directory(package)))
     except (ImportError, LookupError, OSError):
         pass
-    candidates.append(Path(sys.prefix) / "share" / "segzero_interfaces")  # the venv (make venv builds it there)
-    candidates.append(Path(__file__).resolve().parents[3] / "segzero_interfaces")  # this source tree
+    candidates.append(Path(sys.prefix) / "share" / package)  # the venv (make venv builds or installs it there)
+    candidates.append(Path(__file__).resolve().parents[3] / package)  # this source tree
     for folder in candidates:
-        if (folder / "msg" / "SegmentationResult.msg").is_file():
+        if any((folder / "msg").glob("*.msg")):
             return folder
-    raise BagError("segzero_interfaces' message files were not found (make venv or colcon build installs them)")
+    if required:
+        raise BagError(f"the {package} message files were not found (make venv or colcon build installs them)")
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,8 +4,9 @@ Subscribes to ``segmentation`` (segzero_interfaces/SegmentationResult from the `
 (16UC1 millimetres or 32FC1 metres, aligned to the colour camera) and ``camera_info``; pairs each result with
 the depth image nearest to its frame's stamp (within ``depth.max_skew_s``, from a bounded buffer) and
 publishes, per result, ``target_3d`` (JSON: every target's centroid or why there is none), ``target_point``
-(the first target's centroid) and ``target_cloud`` (the targets' masked points). The geometry is
-``segzero_ros.depth``; this node converts messages and pairs them.
+(the first target's centroid), ``target_cloud`` (the targets' masked points) and, with vision_msgs,
+``detections_3d`` (every target's oriented box). All in the depth camera's optical frame, the result's header.
+The geometry is ``segzero_ros.depth`` and ``segzero_ros.boxes3d``; this node converts messages and pairs them.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from segzero_interfaces.msg import SegmentationResult
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import String
 
+from segzero_ros.boxes3d import fit_box
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
 from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
 from segzero_ros.params import DEPTH_PARAMETERS
 from segzero_ros.ros import process
+from segzero_ros.ros.detections import MISSING, VISION_MSGS, detection_3d
 from segzero_ros.ros.diagnostics import StreamMonitor, diagnostic_array, level_of
 from segzero_ros.ros.params import declare
 from segzero_ros.ros.qos import RELIABLE, SENSOR_DATA
@@ -58,6 +61,11 @@ class DepthNode(Node):
         self.pub_json = self.create_publisher(String, "target_3d", RELIABLE)
         self.pub_point = self.create_publisher(PointStamped, "target_point", RELIABLE)
         self.pub_cloud = self.create_publisher(PointCloud2, "target_cloud", RELIABLE)
+        self.pub_boxes = None
+        if VISION_MSGS is not None:
+            self.pub_boxes = self.create_publisher(VISION_MSGS.Detection3DArray, "detections_3d", RELIABLE)
+        else:
+            self.get_logger().warning(MISSING)
         self.create_subscription(SegmentationResult, "segmentation", self._on_result, RELIABLE)
         self.depth_monitor: StreamMonitor | None = None
         if self.value("depth.enabled"):
@@ -133,14 +141,15 @@ class DepthNode(Node):
             return False
         depth_msg, skew = paired
         try:
-            targets, points = self._targets(msg, depth_msg)
+            targets, points, detections = self._targets(msg, depth_msg)
         except (ImageConversionError, ValueError) as exc:
             self._publish(msg, [], skew, str(exc))
             return True
-        self._publish(msg, targets, skew, "", points)
+        self._publish(msg, targets, skew, "", points, detections)
         return True
 
-    def _targets(self, msg: SegmentationResult, depth_msg: Image) -> tuple[list[dict[str, Any]], np.ndarray]:
+    def _targets(self, msg: SegmentationResult, depth_msg: Image) -> tuple[list[dict[str, Any]], np.ndarray, list]:
+        """Every target's centroid (``target_3d`` entries), the targets' points, and their ``Detection3D``s."""
         if self.camera_info is None:
             raise ValueError("no camera_info received yet")
         unit = DEPTH_UNITS_M.get(depth_msg.encoding)
@@ -154,20 +163,30 @@ class DepthNode(Node):
                 " (the depth image must be aligned to the colour camera)"
             )
         k, erode, stride = self.camera_info.k, int(self.value("depth.erode_px")), int(self.value("depth.cloud_stride"))
-        targets, clouds = [], []
+        targets, clouds, detections = [], [], []
         for index, target in enumerate(msg.targets):
             mask = labels == target.mask_index if target.mask_index else np.zeros(labels.shape, bool)
             centroid = target_centroid(mask, depth, k, unit, erode)
-            targets.append(
-                {
-                    "index": index,
-                    "xyz": None if centroid.xyz is None else [round(float(v), 5) for v in centroid.xyz],
-                    "valid_pixels": centroid.valid_pixels,
-                    "reason": centroid.reason,
+            box = fit_box(mask, depth, k, unit) if self.pub_boxes is not None and centroid.xyz is not None else None
+            entry = {
+                "index": index,
+                "id": target.id,
+                "xyz": None if centroid.xyz is None else [round(float(v), 5) for v in centroid.xyz],
+                "valid_pixels": centroid.valid_pixels,
+                "reason": centroid.reason,
+            }
+            if box is not None:
+                entry["box"] = {
+                    "center": [round(float(v), 5) for v in box.center],
+                    "size": [round(float(v), 5) for v in box.size],
+                    "orientation": [round(v, 6) for v in box.quaternion()],  # x, y, z, w
                 }
-            )
+                score = min(max(float(target.score), 0.0), 1.0)
+                detections.append(detection_3d(msg.header, target.id, target.label, score, box, centroid.xyz))
+            targets.append(entry)
             clouds.append(masked_points(mask, depth, k, unit, stride))
-        return targets, np.concatenate(clouds) if clouds else np.empty((0, 3), np.float32)
+        points = np.concatenate(clouds) if clouds else np.empty((0, 3), np.float32)
+        return targets, points, detections
 
     def _publish(
         self,
@@ -176,6 +195,7 @@ class DepthNode(Node):
         skew: float | None,
         error: str,
         points: np.ndarray | None = None,
+        detections: list | None = None,
     ) -> None:
         ok = not error and any(t["xyz"] is not None for t in targets)
         summary = {
@@ -195,6 +215,8 @@ class DepthNode(Node):
             self.pub_point.publish(point)
         if points is not None and len(points):
             self.pub_cloud.publish(point_cloud(points, msg.header))
+        if self.pub_boxes is not None:  # one array per result, empty when no target has a box
+            self.pub_boxes.publish(VISION_MSGS.Detection3DArray(header=msg.header, detections=detections or []))
         self.get_logger().info(f"goal {msg.goal_id}: 3D {summary['status']}" + (f" ({error})" if error else ""))
 
     def _publish_diagnostics(self) -> None:

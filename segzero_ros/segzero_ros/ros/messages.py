@@ -14,8 +14,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from segzero_ros.image_codec import image_to_numpy, numpy_to_image, to_rgb8
+from segzero_ros.instances import answer_instances
 from segzero_ros.overlay import paint_overlay
 from segzero_ros.pipeline import Result
+
+LABEL_CAP = {"mono16": 65535, "mono8": 255}  # the largest target value each labels encoding holds
 
 
 def result_json(result: Result, header: Any, models: dict[str, str], reacquired: bool = False) -> str:
@@ -33,7 +36,12 @@ def result_json(result: Result, header: Any, models: dict[str, str], reacquired:
 
 
 def segmentation_msg(
-    result: Result, header: Any, models: dict[str, str], mask: Image | None = None, labels: Image | None = None
+    result: Result,
+    header: Any,
+    models: dict[str, str],
+    mask: Image | None = None,
+    labels: Image | None = None,
+    labels_encoding: str = "mono16",
 ) -> SegmentationResult:
     """The ``segmentation`` topic's typed result: the source frame's header, targets, mask and labels.
 
@@ -54,9 +62,11 @@ def segmentation_msg(
     )
     if header is not None:
         msg.header = header
-    for k, target in enumerate(result.targets, start=1):
+    cap = LABEL_CAP[labels_encoding]
+    instances = answer_instances(result)
+    for k, (instance, target) in enumerate(zip(instances, result.targets, strict=True), start=1):
         has_mask = k <= len(result.masks)
-        x1, y1, x2, y2 = (float(v) for v in target.bbox)
+        x1, y1, x2, y2 = instance.bbox
         msg.targets.append(
             TargetMsg(
                 x1=x1,
@@ -66,12 +76,14 @@ def segmentation_msg(
                 points=[float(v) for point in target.points for v in point],
                 score=float(result.scores[k - 1]) if has_mask else 0.0,
                 area=int(result.masks[k - 1].sum()) if has_mask else 0,
-                mask_index=min(k, 255) if has_mask else 0,
+                mask_index=min(instance.value, cap),
+                label=instance.label,
+                id=instance.id,
             )
         )
     if result.ok and result.masks:
         if mask is None or labels is None:
-            mask, labels = mask_messages(result.labels(), header)
+            mask, labels = mask_messages(result.labels(), header, labels_encoding)
         msg.mask, msg.labels = mask, labels
     return msg
 
@@ -85,13 +97,16 @@ def without_images(msg: SegmentationResult) -> SegmentationResult:
     return out
 
 
-def mask_messages(labels: np.ndarray, header: Any) -> tuple[Image, Image]:
-    """``mask`` (mono8 255 on every target, 0 elsewhere) and ``labels`` (mono8 k on target k) from a label
-    image, both with the source frame's header; each message's buffer is written once (no temporaries)."""
-    labels_msg = numpy_to_image(labels, "mono8", header)
-    mask_msg = numpy_to_image(labels, "mono8", header)
-    view = image_to_numpy(mask_msg)  # a writable view of the message's own buffer
-    cv2.threshold(view, 0, 255, cv2.THRESH_BINARY, dst=view)
+def mask_messages(labels: np.ndarray, header: Any, encoding: str = "mono16") -> tuple[Image, Image]:
+    """``mask`` (mono8 255 on every target, 0 elsewhere) and ``labels`` (``encoding``: mono16 k on target k, or
+    mono8 capped at 255) from a label image, both with the source frame's header."""
+    cap = LABEL_CAP[encoding]
+    values = np.minimum(labels, cap) if int(labels.max(initial=0)) > cap else labels
+    labels_msg = numpy_to_image(
+        values.astype(np.uint16 if encoding == "mono16" else np.uint8, copy=False), encoding, header
+    )
+    mask_msg = numpy_to_image(np.empty(labels.shape, np.uint8), "mono8", header)
+    cv2.compare(labels, 0, cv2.CMP_NE, dst=image_to_numpy(mask_msg))  # written into the message's own buffer
     return mask_msg, labels_msg
 
 

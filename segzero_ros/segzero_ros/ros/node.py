@@ -25,6 +25,7 @@ from segzero_ros.answering import Answering, failure
 from segzero_ros.goals import Goal, checked_goal_from_cdr
 from segzero_ros.pipeline import Pipeline, Result
 from segzero_ros.ros import process, qos
+from segzero_ros.ros.detections import MISSING, VISION_MSGS
 from segzero_ros.ros.diagnostics import diagnostic_array, level_of, worker_values
 from segzero_ros.ros.frame_intake import FrameIntake
 from segzero_ros.ros.messages import segmentation_msg
@@ -165,7 +166,9 @@ class SegZeroNode(LifecycleNode):
         reasoner, segmenter = self.pipeline.reasoner, self.pipeline.segmenter
         self._models = {"reasoner": reasoner.config.model, "segmenter": segmenter.description}
         self.get_logger().info(f"models ready: reasoner {reasoner.description}, segmenter: {segmenter.description}")
-        self.outputs = Outputs(self, self._models, values["outputs_best_effort"])
+        self.outputs = Outputs(self, self._models, values["outputs_best_effort"], values["labels_encoding"])
+        if VISION_MSGS is None:
+            self.get_logger().warning(MISSING)
         tracking = None
         if values["tracking.enabled"]:
             min_score = build.tracking_min_score(models, values["tracking.min_score"])

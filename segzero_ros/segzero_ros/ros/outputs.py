@@ -12,9 +12,11 @@ from segzero_interfaces.msg import SegmentationResult
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from segzero_ros.instances import answer_instances, label_names
 from segzero_ros.pipeline import Result
 from segzero_ros.protocol import partial_think
 from segzero_ros.ros import qos
+from segzero_ros.ros.detections import VISION_MSGS, detection_2d_array, label_info
 from segzero_ros.ros.messages import (
     json_message,
     mask_messages,
@@ -35,31 +37,45 @@ TOPICS = {  # topic -> (type, QoS; None: the image QoS chosen by outputs_best_ef
     "segmentation": (SegmentationResult, qos.RELIABLE),
     "tracking_status": (String, qos.RELIABLE_ANSWERS),
 }
+VISION_TOPICS = {  # with vision_msgs only (ros.detections)
+    "detections": ("Detection2DArray", qos.RELIABLE),
+    "label_info": ("LabelInfo", qos.LATCHED),
+}
 ANSWER_FLUSH_S = 1.0  # how long closing waits for the last answers to be acknowledged by their readers
 
 
 class Outputs:
     """Lifecycle publishers of every output topic (created on configure, closed on cleanup or shutdown)."""
 
-    def __init__(self, node: Any, models: dict[str, str], images_best_effort: bool = False) -> None:
+    def __init__(
+        self, node: Any, models: dict[str, str], images_best_effort: bool = False, labels_encoding: str = "mono16"
+    ) -> None:
         self._node = node
         self.models = models
+        self.labels_encoding = labels_encoding
         image_qos = qos.BEST_EFFORT if images_best_effort else qos.RELIABLE
         self._pubs = {
             topic: node.create_lifecycle_publisher(kind, topic, profile or image_qos)
             for topic, (kind, profile) in TOPICS.items()
         }
+        if VISION_MSGS is not None:
+            for topic, (kind, profile) in VISION_TOPICS.items():
+                self._pubs[topic] = node.create_lifecycle_publisher(getattr(VISION_MSGS, kind), topic, profile)
+        self._label_names: dict[int, str] | None = None  # what label_info last said
 
     def answer(
         self, frame: Any, result: Result, reacquired: bool = False, overlay: bool = True
     ) -> tuple[SegmentationResult, float | None]:
-        """Publish one goal's answer: ``mask``/``labels``/``overlay`` (when it succeeded on a frame), ``reasoning``,
-        ``result`` and ``segmentation``; the typed result and the image publishing time (ms)."""
+        """Publish one goal's answer: ``label_info`` (when its map changes), ``mask``/``labels``/``overlay`` (when it
+        succeeded on a frame), ``reasoning``, ``detections`` (when it ran on a frame), ``result`` and
+        ``segmentation``; the typed result and the image publishing time (ms)."""
         header = frame.header if frame is not None else None
         mask = labels = publish_ms = None
+        instances = answer_instances(result) if result.ok else []
         if result.ok and frame is not None:
             t0 = time.perf_counter()
-            mask, labels = mask_messages(result.labels(), header)
+            mask, labels = mask_messages(result.labels(), header, self.labels_encoding)
+            self._label_info(header, label_names(instances))
             self._pubs["mask"].publish(mask)
             self._pubs["labels"].publish(labels)
             if overlay and self._pubs["overlay"].get_subscription_count() > 0:
@@ -68,8 +84,10 @@ class Outputs:
             result.timings_ms["publish_ms"] = publish_ms
         if result.think is not None:
             self._pubs["reasoning"].publish(String(data=result.think))
+        if frame is not None and "detections" in self._pubs:
+            self._pubs["detections"].publish(detection_2d_array(header, instances))
         self._pubs["result"].publish(String(data=result_json(result, header, self.models, reacquired)))
-        typed = segmentation_msg(result, header, self.models, mask, labels)
+        typed = segmentation_msg(result, header, self.models, mask, labels, self.labels_encoding)
         self._pubs["segmentation"].publish(typed)
         return typed, publish_ms
 
@@ -95,15 +113,23 @@ class Outputs:
         return publish
 
     def tracked(self, header: Any, update: TrackUpdate) -> None:
-        """One tracked frame's ``mask``/``labels`` (with that frame's header) and ``tracking_status``; or the
-        status alone when the track ended instead."""
+        """One tracked frame's ``mask``/``labels``/``detections`` (with that frame's header) and
+        ``tracking_status``; or the status alone when the track ended instead."""
         status = update.status
         if update.labels is not None:
-            mask, labels = mask_messages(update.labels, header)
+            mask, labels = mask_messages(update.labels, header, self.labels_encoding)
             self._pubs["mask"].publish(mask)
             self._pubs["labels"].publish(labels)
+            if "detections" in self._pubs:
+                self._pubs["detections"].publish(detection_2d_array(header, update.instances))
             status = {"id": status["id"], "stamp": stamp_dict(header), "frame_id": header.frame_id} | status
         self.track_status(status)
+
+    def _label_info(self, header: Any, names: dict[int, str]) -> None:
+        """``label_info`` when the map of label values changes (sent before the ``labels`` it describes)."""
+        if "label_info" in self._pubs and names != self._label_names:
+            self._pubs["label_info"].publish(label_info(header, names))
+            self._label_names = names
 
     def track_status(self, status: dict[str, Any]) -> None:
         self._pubs["tracking_status"].publish(json_message(status))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from segzero_ros.image_codec import ImageConversionError, compressed_to_numpy, i
 from segzero_ros.pipeline import Result
 from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule, ScheduleStats
 from segzero_ros.ros.bags import BagError, BagInput, BagOutput
+from segzero_ros.ros.detections import MISSING, VISION_MSGS
 from segzero_ros.ros.outputs import Outputs
 from segzero_ros.tracking_loop import TrackingLoop
 from segzero_ros.worker import Frame
@@ -91,6 +93,12 @@ class Replay:
     def destroy_lifecycle_publisher(self, _publisher: Any) -> None:
         pass
 
+    def _outputs(self, models: dict[str, str]) -> Outputs:
+        """The node's outputs, into the bag (vision_msgs' topics where it is installed, as on the node)."""
+        if VISION_MSGS is None:
+            print(f"segzero replay: {MISSING}", file=sys.stderr)
+        return Outputs(self, models, labels_encoding=self.node["labels_encoding"])
+
     # --- the run -------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -148,7 +156,7 @@ class Replay:
             self.output = BagOutput(opts.out / OUTPUT_BAG)
             models = {"reasoner": pipeline.reasoner.config.model, "segmenter": pipeline.segmenter.description}
             protocol = self.models["reasoner.protocol"]
-            jobs = _Jobs(self, Answering(pipeline, Outputs(self, models), tracking, lambda: protocol))
+            jobs = _Jobs(self, Answering(pipeline, self._outputs(models), tracking, lambda: protocol))
             schedule = ReplaySchedule(
                 jobs.run_goal,
                 jobs.track,
