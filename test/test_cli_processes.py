@@ -188,7 +188,10 @@ def test_the_readmes_python_clients_find_the_node_in_a_fresh_process(node):
         camera.communicate(timeout=30)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("ok [(") and lines[1].startswith("ok (480, 640"), done.stdout
+    assert lines[0].startswith("ok [("), done.stdout
+    # The camera (1280 x 720) still streams on `image` beside the client's own 640 x 480 frame: the node answers on
+    # whichever is newest when the goal runs, and the client returns the mask of that frame (README).
+    assert lines[1] in ("ok (480, 640)", "ok (720, 1280)"), done.stdout
     assert "Traceback" not in done.stderr and "terminate called" not in done.stderr, done.stderr
 
 

@@ -1,5 +1,5 @@
 """The ``segzero`` command: one module per subcommand (``infer``, ``demo``, ``segment``, ``export``, ``ask``,
-``camera``, ``replay``, ``evaluate``, ``bench``); their model options come from the node's parameter table
+``camera``, ``replay``, ``serve``, ``evaluate``, ``bench``); their model options come from the node's parameter table
 (``options``)."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from segzero_ros.cli import ask, bench, camera, demo, evaluate, export, infer, replay, segment
+    from segzero_ros.cli import ask, bench, camera, demo, evaluate, export, infer, replay, segment, serve
 
     parser = _Parser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, infer, segment, export, ask, camera, replay, evaluate, bench):
+    for module in (demo, infer, segment, export, ask, camera, replay, serve, evaluate, bench):
         module.add_parser(sub)
     return parser
 
@@ -31,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     from segzero_ros.cli import evaluate
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []  # `segzero serve ... -- VLLM ARGS`
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     args, rest = parser.parse_known_args(argv)
+    if passthrough and args.command != "serve":
+        parser.exit(2, f"{parser.prog} {args.command}: error: arguments after -- are for `segzero serve` only\n")
+    args.passthrough = passthrough
     if args.command == "eval":
         return evaluate.training_module("evaluate").main(
             rest + (["--quiet"] if args.quiet else []), prog="segzero eval"

@@ -175,6 +175,8 @@ class Reasoner:
         new_tokens = self.generate(inputs, on_text=on_text)
         t2 = time.perf_counter()
         text = self.decode(new_tokens)
+        if self.config.stop_at_answer and ANSWER_END in text:  # the last token may run past it, as a server cuts
+            text = text[: text.index(ANSWER_END) + len(ANSWER_END)]
         timings.update(preprocess_ms=(t1 - t0) * 1e3, generate_ms=(t2 - t1) * 1e3)
         result = interpret_answer(text, protocol, self.config.strict, self.config.image_size, rgb.shape[1::-1])
         timings["parse_ms"] = (time.perf_counter() - t2) * 1e3
