@@ -147,3 +147,38 @@ def _frame():
     msg = numpy_to_image(demo_scene(320, 240)[0], "rgb8")
     msg.header.frame_id = "camera"
     return msg
+
+
+def test_a_server_that_resized_the_image_fails_the_goal_with_the_cause_and_the_fix(server, tiny_reasoner_dir):
+    """With the served model's processor here (a local folder), the request's prompt tokens are counted as the local
+    path counts them; the fake server reports 923 (not this request's count): the goal fails, naming the fix."""
+    from segzero_ros.reasoner.local import build_messages, resize_for_reasoner
+    from segzero_ros.reasoner.remote import served_processor
+
+    server.script(ANSWER)
+    config = ReasonerConfig(model=str(tiny_reasoner_dir), image_size=840)
+    reasoner = RemoteReasoner(config, RemoteConfig(endpoint=server.endpoint, backoff_s=0.01))
+    rgb = demo_scene(640, 480)[0]
+    reasoning = reasoner.reason(rgb, "the mug")
+    processor, _ = served_processor(str(tiny_reasoner_dir))
+    image = resize_for_reasoner(rgb, 840)
+    prompt = processor.apply_chat_template(
+        build_messages(image, build_prompt("the mug", "segzero")), tokenize=False, add_generation_prompt=True
+    )
+    expected = processor(text=[prompt], images=[image], return_tensors="np")["input_ids"].shape[1]
+    assert expected > 900 and expected != 923  # 900 image tokens (840 / 28 squared) and the prompt's
+    assert not reasoning.ok and reasoning.error.startswith(
+        f"the server counted 923 prompt tokens for this request where {expected} were expected"
+    )
+    assert "segzero serve --image-size 840" in reasoning.error and '"max_pixels": 705600' in reasoning.error
+    assert reasoning.targets == []  # nothing misplaced is published
+
+
+def test_without_the_served_models_processor_the_guard_is_off_said_once(server, caplog):
+    server.script(ANSWER, ANSWER)
+    reasoner = _reasoner(server)  # a hub id neither cached nor reachable here
+    with caplog.at_level(logging.WARNING, logger="segzero_ros.reasoner.remote"):
+        assert reasoner.reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
+        assert reasoner.reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
+    said = [r.getMessage() for r in caplog.records if "image resizing is not checked" in r.getMessage()]
+    assert len(said) == 1 and "Ricky06662/Seg-Zero-7B" in said[0]

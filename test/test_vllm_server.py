@@ -29,28 +29,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """``segzero serve --tiny`` on a free port, until the module's tests are done; (endpoint, process, log)."""
+def start_serve(log: Path, *args: str) -> tuple[str, subprocess.Popen]:
+    """``segzero serve --tiny ARGS`` on a free port, once it says it is ready; (endpoint, process)."""
     assert (REPO_VENV / "bin" / "python").is_file(), f"{REPO_VENV} is missing: `make vllm` (make test does it)"
     port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [SEGZERO, "serve", "--tiny", "--port", str(port), "--", "--seed", "7"],  # after --: for vLLM
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
+            [SEGZERO, "serve", "--tiny", "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT, text=True
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while "segzero serve: ready at" not in log.read_text():
         assert server.poll() is None, f"segzero serve exited ({server.returncode}):\n{log.read_text()[-5000:]}"
         assert time.monotonic() < deadline, f"not ready after {READY_TIMEOUT_S:.0f} s:\n{log.read_text()[-5000:]}"
         time.sleep(1.0)
-    yield f"http://127.0.0.1:{port}/v1", server, log
+    return f"http://127.0.0.1:{port}/v1", server
+
+
+def stop_serve(server: subprocess.Popen) -> None:
     if server.poll() is None:
         server.send_signal(signal.SIGINT)
         server.wait(60)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """``segzero serve --tiny`` until the module's tests are done; (endpoint, process, log)."""
+    log = tmp_path_factory.mktemp("vllm") / "serve.log"
+    endpoint, server = start_serve(log, "--", "--seed", "7")  # after --: for vLLM
+    yield endpoint, server, log
+    stop_serve(server)
 
 
 def reasoners(endpoint: str, protocol: str):
@@ -125,6 +132,23 @@ def test_the_node_answers_topic_and_action_goals_through_the_server(served, tmp_
 def make_frame_rgb():
     """The RGB of ``node_support.make_frame()`` (640 x 480 demo scene)."""
     return demo_scene(640, 480)[0]
+
+
+def test_a_server_that_resizes_the_image_is_caught_with_the_cause_and_the_fix(tmp_path):
+    """A server whose pixel bounds shrink the tiny preset's 112 x 112 image to 56 x 56: every goal fails, naming
+    the fix, instead of publishing boxes in another frame's coordinates."""
+    endpoint, server = start_serve(tmp_path / "serve.log", "--image-size", "56")
+    try:
+        _, remote = reasoners(endpoint, "segzero")
+        reasoning = remote.reason(demo_scene(640, 480)[0], FIT_GOAL)
+    finally:
+        stop_serve(server)
+    assert not reasoning.ok and reasoning.targets == []
+    assert (
+        reasoning.error.startswith("the server counted ")
+        and "were expected: its image processor resized" in reasoning.error
+    )
+    assert f"segzero serve --image-size {TINY_IMAGE_SIZE}" in reasoning.error
 
 
 def test_ctrl_c_stops_the_server_and_the_command_exits_130(served):

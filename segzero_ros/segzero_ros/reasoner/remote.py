@@ -6,11 +6,18 @@ user turn (image, then the reference prompt), greedy (temperature 0), then the s
 Requests time out after ``timeout_s`` and are retried ``retries`` times with exponential backoff on network
 errors, 429 and 5xx. The API key is read from the environment variable named by ``api_key_env``, never from
 parameters, and never logged.
+
+The resize guard: a server whose image processor resizes the square image again answers in another frame's
+coordinates (misplaced masks, silently). Where the served model's processor is here (a local folder, or cached),
+each request's prompt tokens are counted as the local path counts them and compared with the server's
+``usage.prompt_tokens``; a mismatch fails the goal with the cause and the fix. Without the processor the check is
+off, said once in the log.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -24,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from segzero_ros.hub import is_repo_id, local_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
-from segzero_ros.reasoner.local import resize_for_reasoner
+from segzero_ros.reasoner.local import build_messages, resize_for_reasoner
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +63,31 @@ class RemoteError(RuntimeError):
     """The server could not give an answer (after retries)."""
 
 
+@functools.lru_cache(maxsize=8)
+def served_processor(model: str, revision: str | None = None, local_files_only: bool = False) -> tuple[Any, str]:
+    """The served model's processor here (chat template, image processor), to count a request's prompt tokens as
+    the local path does; (None, why) when it cannot be had (a hub id neither cached nor reachable)."""
+    try:
+        from transformers import AutoProcessor
+
+        hub_id = is_repo_id(model) and not os.path.exists(os.path.expanduser(model))
+        local = local_only(model, "preprocessor_config.json", local_files_only) if hub_id else True
+        return AutoProcessor.from_pretrained(model, revision=revision, local_files_only=local), ""
+    except Exception as exc:  # the guard is an extra: the answers still come
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def resize_error(got: int, expected: int, size: int) -> str:
+    """Why a goal failed when the server's prompt token count is not the local one, and the fix."""
+    pixels = size * size
+    return (
+        f"the server counted {got} prompt tokens for this request where {expected} were expected: its image "
+        f"processor resized the {size}x{size} image, so its coordinates would be in another frame (masks "
+        f"misplaced). Serve the model with pixel bounds that keep the image whole: segzero serve --image-size {size}, "
+        f'or vLLM --mm-processor-kwargs \'{{"min_pixels": {pixels}, "max_pixels": {pixels}}}\''
+    )
+
+
 class RemoteReasoner:
     """``reason(rgb, goal)`` through an OpenAI-compatible chat-completions endpoint (backend ``openai``); see the
     module docstring."""
@@ -65,6 +98,7 @@ class RemoteReasoner:
     def __init__(self, config: ReasonerConfig, options: RemoteConfig | Mapping[str, Any] | None = None) -> None:
         self.config = config
         self.remote = options if isinstance(options, RemoteConfig) else RemoteConfig(**dict(options or {}))
+        self._guard_said = False  # the log said once that the resize guard is off
         LOG.info("reasoner: %s", self.description)
 
     @property
@@ -79,7 +113,9 @@ class RemoteReasoner:
 
     def request_body(self, rgb: np.ndarray, goal: str, protocol: str) -> dict[str, Any]:
         """The chat-completions request for ``goal`` on ``rgb``."""
-        image = resize_for_reasoner(rgb, self.config.image_size)
+        return self._body(resize_for_reasoner(rgb, self.config.image_size), goal, protocol)
+
+    def _body(self, image: Any, goal: str, protocol: str) -> dict[str, Any]:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -96,6 +132,24 @@ class RemoteReasoner:
         if self.config.stop_at_answer:
             body["stop"] = [ANSWER_END]
         return body
+
+    def expected_prompt_tokens(self, image: Any, goal: str, protocol: str) -> int | None:
+        """The request's prompt tokens as the local path counts them; None when the processor is not here."""
+        processor, why = served_processor(self.config.model, self.config.revision, self.config.local_files_only)
+        if processor is None:
+            if not self._guard_said:
+                self._guard_said = True
+                LOG.warning(
+                    "the server's image resizing is not checked: no processor of %s here (%s); set reasoner.model "
+                    "to a local copy of the served model to check it",
+                    self.config.model,
+                    why[:200],
+                )
+            return None
+        text = processor.apply_chat_template(
+            build_messages(image, build_prompt(goal, protocol)), tokenize=False, add_generation_prompt=True
+        )
+        return int(processor(text=[text], images=[image], return_tensors="np")["input_ids"].shape[1])
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode("utf-8")
@@ -134,7 +188,9 @@ class RemoteReasoner:
         """As ``Reasoner.reason``; ``on_text`` gets the whole answer once it arrives (no token streaming)."""
         protocol = protocol or self.config.protocol
         t0 = time.perf_counter()
-        body = self.request_body(rgb, goal, protocol)
+        image = resize_for_reasoner(rgb, self.config.image_size)
+        body = self._body(image, goal, protocol)
+        expected = self.expected_prompt_tokens(image, goal, protocol)
         t1 = time.perf_counter()
         try:
             reply = self._post(body)
@@ -150,9 +206,13 @@ class RemoteReasoner:
             text += ANSWER_END  # servers leave the stop string out of the text
         if on_text is not None:
             on_text(text)
-        result = interpret_answer(text, protocol, self.config.strict, self.config.image_size, rgb.shape[1::-1])
         usage = reply.get("usage") or {}
-        result.prompt_tokens = int(usage.get("prompt_tokens", 0))
+        got = int(usage.get("prompt_tokens", 0))
+        if expected is not None and got and got != expected:
+            error = resize_error(got, expected, self.config.image_size)
+            return Reasoning(text=text, error=error, prompt_tokens=got, timings_ms={"request_ms": (t2 - t1) * 1e3})
+        result = interpret_answer(text, protocol, self.config.strict, self.config.image_size, rgb.shape[1::-1])
+        result.prompt_tokens = got
         result.new_tokens = int(usage.get("completion_tokens", 0))
         result.timings_ms = {
             "preprocess_ms": (t1 - t0) * 1e3,
