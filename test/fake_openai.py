@@ -17,10 +17,11 @@ ANSWER = (
 
 
 class FakeOpenAI:
-    """Serves ``POST /v1/chat/completions`` on 127.0.0.1; ``answers`` is a list consumed in order, each one
-    a text (200 with that content), an int (that HTTP status), or ``("slow", seconds, text)``."""
+    """Serves ``POST /v1/chat/completions`` (and ``GET /v1/models``) on 127.0.0.1 (``port``, 0: a free one);
+    ``answers`` is a list consumed in order, each one a text (200 with that content), an int (that HTTP status), or
+    ``("slow", seconds, text)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.answers: list[Any] = []
@@ -31,6 +32,14 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
+
+            def do_GET(self) -> None:
+                data = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+                self.send_response(200 if self.path.rstrip("/").endswith("/models") else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -58,7 +67,7 @@ class FakeOpenAI:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

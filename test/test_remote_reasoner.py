@@ -182,3 +182,73 @@ def test_without_the_served_models_processor_the_guard_is_off_said_once(server, 
         assert reasoner.reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
     said = [r.getMessage() for r in caplog.records if "image resizing is not checked" in r.getMessage()]
     assert len(said) == 1 and "Ricky06662/Seg-Zero-7B" in said[0]
+
+
+def test_server_health_follows_requests_and_probes():
+    from segzero_ros.reasoner.health import ServerHealth
+
+    fake = FakeOpenAI()
+    endpoint = fake.endpoint
+    health = ServerHealth(endpoint, timeout_s=1.0)
+    assert health.values()["reasoner_reachable"] == "unknown" and health.warning() == ""
+    health.probe()
+    assert health.values()["reasoner_reachable"] == "yes"
+    health.record(True, latency_ms=12.34)
+    assert health.values()["reasoner_last_request_ms"] == "12.3"
+    fake.close()
+    health.probe()
+    values = health.values()
+    assert values["reasoner_reachable"] == "no" and "Connection refused" in values["reasoner_error"]
+    assert health.warning().startswith(f"reasoner server at {endpoint} not answering (")
+    back = FakeOpenAI(port=int(endpoint.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        health.probe()
+        assert health.values()["reasoner_reachable"] == "yes" and health.warning() == ""
+    finally:
+        back.close()
+
+
+def test_a_request_that_fails_marks_the_server_down_until_one_succeeds(server):
+    server.script(500, 500, ANSWER)
+    reasoner = _reasoner(server, retries=1)
+    assert not reasoner.reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
+    assert reasoner.health.values()["reasoner_reachable"] == "no" and "HTTP 500" in reasoner.health.warning()
+    assert reasoner.reason(np.zeros((64, 64, 3), np.uint8), "the mug").ok
+    assert reasoner.health.values()["reasoner_reachable"] == "yes" and reasoner.health.warning() == ""
+
+
+def test_the_nodes_diagnostics_say_when_its_server_goes_down_and_comes_back(tmp_path, tiny_sam2_config):
+    """Server down: WARN naming the endpoint (from the probes, before any goal), goals answered with an error;
+    back: OK again. The endpoint, reachability and the last request's latency are in the diagnostics."""
+    from node_support import goal_on_frame, make_frame, running_node
+
+    fake = FakeOpenAI()
+    endpoint, port = fake.endpoint, int(fake.endpoint.rsplit(":", 1)[1].split("/")[0])
+    params = {"preset": "tiny", "reasoner.backend": "openai", "reasoner.endpoint": endpoint, "reasoner.retries": 0}
+    with running_node(tmp_path / "node.log", {**params, "image_qos": "reliable"}) as (probe, node):
+
+        def status():
+            for array in reversed(probe.take("diagnostics")):
+                for entry in array.status:
+                    if entry.name == "/segzero: segzero":
+                        return entry.level, entry.message, {kv.key: kv.value for kv in entry.values}
+            return None
+
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        probe.wait_for(lambda: status() and status()[2].get("reasoner_reachable") == "yes", 30, "reachable", node)
+        assert status()[2]["reasoner_endpoint"] == endpoint and status()[0] == DiagnosticStatus.OK
+        fake.close()
+        probe.clear()
+        probe.wait_for(lambda: status() and status()[0] == DiagnosticStatus.WARN, 30, "a WARN", node)
+        _, message, values = status()
+        assert f"reasoner server at {endpoint} not answering (" in message and values["reasoner_reachable"] == "no"
+        answer = goal_on_frame(probe, make_frame(), "while-down", node)
+        assert answer["status"] == "error" and endpoint in answer["error"]
+        back = FakeOpenAI(port=port)
+        try:
+            probe.clear()
+            probe.wait_for(lambda: status() and status()[0] == DiagnosticStatus.OK, 30, "OK again", node)
+            assert status()[2]["reasoner_reachable"] == "yes" and status()[2]["reasoner_error"] == ""
+        finally:
+            back.close()

@@ -34,6 +34,7 @@ import numpy as np
 from segzero_ros.hub import is_repo_id, local_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
+from segzero_ros.reasoner.health import ServerHealth
 from segzero_ros.reasoner.local import build_messages, resize_for_reasoner
 
 LOG = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class RemoteReasoner:
         self.config = config
         self.remote = options if isinstance(options, RemoteConfig) else RemoteConfig(**dict(options or {}))
         self._guard_said = False  # the log said once that the resize guard is off
+        self.health = ServerHealth(self.remote.endpoint)  # the node's diagnostics read it (and start its probes)
         LOG.info("reasoner: %s", self.description)
 
     @property
@@ -164,8 +166,11 @@ class RemoteReasoner:
                 time.sleep(self.remote.backoff_s * 2 ** (attempt - 1))
             try:
                 request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+                start = time.perf_counter()
                 with urllib.request.urlopen(request, timeout=self.remote.timeout_s) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    reply = json.loads(response.read().decode("utf-8"))
+                self.health.record(True, latency_ms=(time.perf_counter() - start) * 1e3)
+                return reply
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} from {url}"
                 if exc.code != 429 and exc.code < 500:
@@ -176,6 +181,7 @@ class RemoteReasoner:
             except ValueError as exc:
                 last = f"{url}: not JSON ({exc})"
             LOG.warning("reasoner request failed (attempt %d of %d): %s", attempt + 1, self.remote.retries + 1, last)
+        self.health.record(False, last)
         raise RemoteError(f"reasoner server failed after {self.remote.retries + 1} attempt(s): {last}")
 
     def reason(
@@ -222,4 +228,5 @@ class RemoteReasoner:
         return result
 
     def close(self) -> None:
-        """Nothing to release: the model lives on the server."""
+        """The health probes stop; nothing else to release: the model lives on the server."""
+        self.health.stop()

@@ -164,6 +164,8 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().error(self._error)
             return TransitionCallbackReturn.FAILURE
         reasoner, segmenter = self.pipeline.reasoner, self.pipeline.segmenter
+        if getattr(reasoner, "health", None) is not None:  # a reasoner on a server: watch it for diagnostics
+            reasoner.health.start()
         self._models = {"reasoner": reasoner.config.model, "segmenter": segmenter.description}
         self.get_logger().info(f"models ready: reasoner {reasoner.description}, segmenter: {segmenter.description}")
         self.outputs = Outputs(self, self._models, values["outputs_best_effort"], values["labels_encoding"])
@@ -371,10 +373,14 @@ class SegZeroNode(LifecycleNode):
         monitor = self.intake.monitor if self.intake is not None else None
         state = "busy" if worker.busy else self._state
         level, warning = level_of([monitor.check() if monitor is not None else None])
+        health = getattr(self.pipeline.reasoner, "health", None) if self.pipeline is not None else None
+        if health is not None and health.warning():
+            level, warning = DiagnosticStatus.WARN, "; ".join(w for w in (warning, health.warning()) if w)
         values = {
             "state": state,
             "reasoner": self._models.get("reasoner", ""),
             "segmenter": self._models.get("segmenter", ""),
+            **(health.values() if health is not None else {}),
             **worker_values(worker),
             **(monitor.values("image") if monitor is not None else {}),
             "callback_errors": self._callback_errors,
