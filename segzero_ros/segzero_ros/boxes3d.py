@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from segzero_ros.depth import masked_points
+from segzero_ros.depth import check_aligned, masked_points
 
 MIN_POINTS = 3  # fewer valid points than this: no box
 JUMP_M, JUMP_RATIO = 0.03, 0.03  # a depth step per pixel over max(3 cm, 3 % of the depth) is a jump
@@ -73,12 +73,17 @@ def principal_axes(points: np.ndarray) -> np.ndarray:
     return axes
 
 
+def valid_depth(mask: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` with a usable depth (finite, positive), as ``depth.masked_points`` takes them."""
+    return mask & np.isfinite(z) & (z > 0)
+
+
 def surface_mask(mask: np.ndarray, z: np.ndarray) -> np.ndarray:
     """The pixels of ``mask`` on the target's surface: valid depth, not on the far side of a depth jump to a pixel
     near it (a flying pixel is behind the target's edge), in the largest 8-connected piece or a piece at least
     ``PIECE_SHARE`` of its size at about its depth (an occluder may cut a target in two; a mask bleeding onto the
     background is far behind)."""
-    valid = mask & np.isfinite(z) & (z > 0)
+    valid = valid_depth(mask, z)
     # The nearest valid depth within JUMP_RADIUS_PX of each pixel: a pixel behind it by a jump is cut.
     nearest = cv2.erode(np.where(valid, z, np.inf).astype(np.float32), np.ones((2 * JUMP_RADIUS_PX + 1,) * 2, np.uint8))
     allowed = JUMP_RADIUS_PX * np.maximum(JUMP_M, JUMP_RATIO * nearest)
@@ -102,10 +107,9 @@ def fit_box(mask: np.ndarray, depth: np.ndarray, k: Any, depth_unit_m: float) ->
     """The oriented box of the target under ``mask``; None when fewer than ``MIN_POINTS`` pixels have depth on
     its surface."""
     mask = np.asarray(mask, dtype=bool)
-    if mask.shape != depth.shape[:2] or depth.ndim != 2:
-        raise ValueError(f"mask {mask.shape} and depth {depth.shape} must be the same H×W")
+    check_aligned(mask, depth)
     z = depth.astype(np.float64) * depth_unit_m
-    points = masked_points(mask, depth, k, depth_unit_m)
+    points = int(np.count_nonzero(valid_depth(mask, z)))
     inliers = masked_points(surface_mask(mask, z), depth, k, depth_unit_m).astype(np.float64)
     if len(inliers) < MIN_POINTS:
         return None
@@ -113,4 +117,4 @@ def fit_box(mask: np.ndarray, depth: np.ndarray, k: Any, depth_unit_m: float) ->
     local = inliers @ axes
     low, high = local.min(axis=0), local.max(axis=0)
     center = axes @ ((low + high) / 2.0)
-    return Box3D(center=center, rotation=axes, size=high - low, inliers=len(inliers), points=len(points))
+    return Box3D(center=center, rotation=axes, size=high - low, inliers=len(inliers), points=points)

@@ -29,7 +29,8 @@ def intrinsics(k: Any) -> tuple[float, float, float, float]:
     return float(fx), float(fy), float(cx), float(cy)
 
 
-def _check(mask: np.ndarray, depth: np.ndarray) -> None:
+def check_aligned(mask: np.ndarray, depth: np.ndarray) -> None:
+    """ValueError unless ``depth`` is one H×W image the size of ``mask``."""
     if mask.shape != depth.shape[:2] or depth.ndim != 2:
         raise ValueError(f"mask {mask.shape} and depth {depth.shape} must be the same H×W")
 
@@ -37,7 +38,7 @@ def _check(mask: np.ndarray, depth: np.ndarray) -> None:
 def masked_points(mask: np.ndarray, depth: np.ndarray, k: Any, depth_unit_m: float, stride: int = 1) -> np.ndarray:
     """N×3 float32 points (metres) of the mask's pixels with valid depth, every ``stride``-th row and column."""
     mask = np.asarray(mask, dtype=bool)
-    _check(mask, depth)
+    check_aligned(mask, depth)
     fx, fy, cx, cy = intrinsics(k)
     stride = max(1, int(stride))
     sub_mask, sub_depth = mask[::stride, ::stride], depth[::stride, ::stride]

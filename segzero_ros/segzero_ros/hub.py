@@ -78,3 +78,11 @@ def local_only(
             f"{repo_id} is not in the Hugging Face cache and the hub ({endpoint()}) cannot be reached: {reason}"
         )
     return False
+
+
+def files_only(model: str, filename: str | None = None, local_files_only: bool = False) -> bool:
+    """``local_files_only`` for ``from_pretrained(model)``: True for a folder here, else ``local_only`` of the hub
+    id (raises ``HubUnreachable`` as it does)."""
+    if not is_repo_id(model) or os.path.exists(os.path.expanduser(model)):
+        return True
+    return local_only(model, filename, local_files_only)

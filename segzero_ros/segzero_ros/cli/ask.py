@@ -90,11 +90,13 @@ def result_summary(msg: Any) -> dict[str, Any]:
 def detections_of(msg: Any) -> list[dict[str, Any]]:
     """The result's targets as the node's ``detections`` topic gives them (vision_msgs ``Detection2D``: box centre
     and size in pixels, id, class and score)."""
+    from segzero_ros.instances import unit_score
+
     out = []
     for t in msg.targets:
         center = [round((float(t.x1) + float(t.x2)) / 2, 1), round((float(t.y1) + float(t.y2)) / 2, 1)]
         size = [round(float(t.x2) - float(t.x1), 1), round(float(t.y2) - float(t.y1), 1)]
-        score = round(min(max(float(t.score), 0.0), 1.0), 4)
+        score = round(unit_score(float(t.score)), 4)
         out.append({"id": t.id, "class_id": t.label, "score": score, "center": center, "size": size})
     return out
 

@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from segzero_ros.cli.common import LOG
@@ -73,11 +71,9 @@ def node_parameters(endpoint: str, served_name: str, model: str, image_size: int
 
 def ready(endpoint: str, timeout_s: float = 2.0) -> bool:
     """Whether the server answers ``GET /models``."""
-    try:
-        with urllib.request.urlopen(endpoint.rstrip("/") + "/models", timeout=timeout_s) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    from segzero_ros.reasoner.health import models_unanswered
+
+    return not models_unanswered(endpoint, timeout_s)
 
 
 def stop_server(server: subprocess.Popen) -> int:

@@ -37,14 +37,8 @@ class ServerHealth:
 
     def probe(self) -> None:
         """Ask the server once (``GET /models``)."""
-        url = self.endpoint.rstrip("/") + "/models"
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
-                self.record(response.status == 200, f"HTTP {response.status} from {url}")
-        except urllib.error.HTTPError as exc:
-            self.record(False, f"HTTP {exc.code} from {url}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            self.record(False, f"{url}: {getattr(exc, 'reason', exc)}")
+        why = models_unanswered(self.endpoint, self.timeout_s)
+        self.record(not why, why)
 
     def start(self) -> None:
         """Probe every ``period_s`` in a thread until ``stop``."""
@@ -83,3 +77,15 @@ class ServerHealth:
             return (
                 f"reasoner server at {self.endpoint} not answering ({self._error})" if self._reachable is False else ""
             )
+
+
+def models_unanswered(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
+    """Why ``GET /models`` of an OpenAI-compatible ``endpoint`` gave no answer; '' when it did (200)."""
+    url = endpoint.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return "" if response.status == 200 else f"HTTP {response.status} from {url}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} from {url}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{url}: {getattr(exc, 'reason', exc)}"

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from segzero_ros.devices import release_gpu_memory, resolve_device, resolve_dtype
-from segzero_ros.hub import is_repo_id, local_only
+from segzero_ros.hub import files_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
 
@@ -58,8 +57,7 @@ class Reasoner:
             "loading reasoner %s (%s, %s, attention %s)", cfg.model, self.device, self.dtype, cfg.attn_implementation
         )
         start = time.perf_counter()
-        hub_id = is_repo_id(cfg.model) and not Path(cfg.model).expanduser().exists()
-        local = local_only(cfg.model, "config.json", cfg.local_files_only) if hub_id else True
+        local = files_only(cfg.model, "config.json", cfg.local_files_only)
         common = {"local_files_only": local, "revision": cfg.revision}
         self.processor = AutoProcessor.from_pretrained(cfg.model, padding_side="left", **common)
         if not hasattr(self.processor, "image_processor"):

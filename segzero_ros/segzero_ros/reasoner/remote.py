@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from segzero_ros.hub import is_repo_id, local_only
+from segzero_ros.hub import files_only
 from segzero_ros.protocol import ANSWER_END, build_prompt
 from segzero_ros.reasoner.base import ReasonerConfig, Reasoning, interpret_answer, update_config
 from segzero_ros.reasoner.health import ServerHealth
@@ -71,8 +71,7 @@ def served_processor(model: str, revision: str | None = None, local_files_only: 
     try:
         from transformers import AutoProcessor
 
-        hub_id = is_repo_id(model) and not os.path.exists(os.path.expanduser(model))
-        local = local_only(model, "preprocessor_config.json", local_files_only) if hub_id else True
+        local = files_only(model, "preprocessor_config.json", local_files_only)
         return AutoProcessor.from_pretrained(model, revision=revision, local_files_only=local), ""
     except Exception as exc:  # the guard is an extra: the answers still come
         return None, f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,7 @@ from std_msgs.msg import String
 from segzero_ros.boxes3d import fit_box
 from segzero_ros.depth import DEPTH_UNITS_M, StampBuffer, masked_points, target_centroid
 from segzero_ros.image_codec import ImageConversionError, image_to_numpy, stamp_seconds
+from segzero_ros.instances import unit_score
 from segzero_ros.params import DEPTH_PARAMETERS
 from segzero_ros.ros import process
 from segzero_ros.ros.detections import MISSING, VISION_MSGS, detection_3d
@@ -181,7 +182,7 @@ class DepthNode(Node):
                     "size": [round(float(v), 5) for v in box.size],
                     "orientation": [round(v, 6) for v in box.quaternion()],  # x, y, z, w
                 }
-                score = min(max(float(target.score), 0.0), 1.0)
+                score = unit_score(float(target.score))
                 detections.append(detection_3d(msg.header, target.id, target.label, score, box, centroid.xyz))
             targets.append(entry)
             clouds.append(masked_points(mask, depth, k, unit, stride))
