@@ -135,14 +135,15 @@ def depth_node(tmp_path_factory):
     probe = DepthProbe()
     try:
         deadline = time.monotonic() + TIMEOUT
-        while probe.result_pub.get_subscription_count() == 0 or probe.depth_pub.get_subscription_count() == 0:
+        pubs = (probe.result_pub, probe.depth_pub, probe.info_pub)
+        while any(pub.get_subscription_count() == 0 for pub in pubs):
             assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
             time.sleep(0.05)
         info = CameraInfo(height=H, width=W, k=K)
         _header(info, 1)
-        for _ in range(3):
-            probe.info_pub.publish(info)
-            time.sleep(0.1)
+        # A camera driver streams camera_info with its frames; the node's best-effort reader may miss the first ones.
+        probe.node.create_timer(0.1, lambda: probe.info_pub.publish(info))
+        time.sleep(0.5)
         yield probe, node
     finally:
         probe.close()
