@@ -4,6 +4,7 @@ the same answers as the local reasoner, and the command's exit on Ctrl-C. ``make
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -149,6 +150,37 @@ def test_a_server_that_resizes_the_image_is_caught_with_the_cause_and_the_fix(tm
         and "were expected: its image processor resized" in reasoning.error
     )
     assert f"segzero serve --image-size {TINY_IMAGE_SIZE}" in reasoning.error
+
+
+FLEET = Path(__file__).resolve().parents[1] / "bench" / "fleet.py"
+
+
+def test_fleet_benchmark_reports_both_modes_side_by_side(served):
+    """``bench/fleet.py`` as its own process against the server: every key, one entry per client count, the
+    ratio computed from the two throughputs of the same run, and no goal failed in either mode."""
+    endpoint, _, _ = served
+    command = [sys.executable, str(FLEET), "--endpoint", endpoint, "--clients", "1,2", "--goals", "2", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["clients"] == [1, 2] and report["api_model"] == "segzero-tiny"
+    assert report["errors"] == {"local": [], "server": []}
+    for key in ("local_goals_per_s", "server_goals_per_s", "ratio", "local_p50_ms", "server_p50_ms"):
+        assert len(report[key]) == 2 and all(value > 0 for value in report[key]), (key, report)
+    rates = zip(report["local_goals_per_s"], report["server_goals_per_s"], report["ratio"], strict=True)
+    for local, server, ratio in rates:
+        assert ratio == pytest.approx(server / local, rel=0.01)
+
+
+def test_fleet_benchmark_without_a_server_says_how_to_start_one():
+    done = subprocess.run(
+        [sys.executable, str(FLEET), "--endpoint", f"http://127.0.0.1:{free_port()}/v1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert "does not answer" in done.stderr and "segzero serve --tiny" in done.stderr
 
 
 def test_ctrl_c_stops_the_server_and_the_command_exits_130(served):
