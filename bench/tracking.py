@@ -1,6 +1,7 @@
 """Tracking cost against full re-segmentation per frame, and memory over a long track, in one run.
 
     python bench/tracking.py [--config tiny|CONFIG] [--frames 600] [--input-scale 1.0] [--device cpu|cuda] [--json]
+    python bench/tracking.py --goals 1,2,4 [--frames 60] ...   # several goals tracked at once
 
 On a generated video (a red square sliding over a textured table, 1280x720) it times, per frame: a tracking
 step (``Tracker.step``: SAM2 memory, no prompt, at ``--input-scale`` of SAM2's input side as the node's
@@ -11,6 +12,9 @@ process RSS at the start and end of ``--frames`` tracking steps, and a whole goa
 this SAM2's segmentation, what tracking saves on every frame). The JSON is one object: ``track_ms``,
 ``resegment_ms``, ``ratio`` (resegment / track), ``goal_ms``, ``ratio_vs_goal`` (goal / track), ``rss_start_mb``,
 ``rss_end_mb``, ``frames`` (and ``input_scale``, ``track_image_size``, ``resegment_image_size``).
+
+With ``--goals``: one tracking step with that many goals tracked at once (one target each; the image encoder runs
+once per frame for all), per count: ``goals``, ``track_ms_by_goals``, ``ratio_to_one_goal``.
 """
 
 from __future__ import annotations
@@ -110,6 +114,49 @@ def run(
     return result
 
 
+def run_goals(config_name: str, counts: list[int], frames: int, device: str, input_scale: float = 1.0) -> dict:
+    """Per-frame cost of one tracking step for several goals tracked at once (each its own track, one target,
+    the image encoded once for all); medians over ``frames`` steps once SAM2 reads a full memory. Goal counts are
+    interleaved frame by frame, so a drift in machine speed hits all alike."""
+    import torch
+
+    from segzero_ros.benchmarks.sam2 import base_config
+    from segzero_ros.protocol import Target
+    from segzero_ros.tracker import Tracker, load_tracking_model
+
+    torch.set_grad_enabled(False)
+    config = dataclasses.replace(base_config(config_name, device), backend="torch", precision="fp32")
+    model = load_tracking_model(config, device, input_scale)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    video = [frame(i) for i in range(64)]
+    trackers = {}
+    for n in counts:
+        trackers[n] = Tracker(model)
+        for k in range(n):  # one target per goal, each somewhere else on the table
+            x = 140 + 240 * k
+            trackers[n].add(f"goal-{k}", video[0], [Target(bbox=(x, 300, x + 120, 420), points=[(x + 60, 360)])])
+    full = int(model.num_maskmem)
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    for i in range(1, full + frames):
+        for n in counts:
+            start = time.perf_counter()
+            trackers[n].step_all(video[i % len(video)])
+            sync()
+            if i >= full:
+                times[n].append((time.perf_counter() - start) * 1e3)
+    track_ms = [round(statistics.median(times[n]), 2) for n in counts]
+    return {
+        "config": config_name,
+        "device": device,
+        "frames": frames,
+        "input_scale": input_scale,
+        "track_image_size": int(model.image_size),
+        "goals": counts,
+        "track_ms_by_goals": track_ms,
+        "ratio_to_one_goal": [round(ms / track_ms[0], 3) for ms in track_ms],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", help="'tiny' or a sam2 config name (random weights)")
@@ -120,8 +167,23 @@ def main() -> int:
     parser.add_argument("--resegment-frames", type=int, default=10, help="frames also re-segmented (interleaved)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-pipeline", action="store_true", help="skip timing a whole goal (tiny reasoner + SAM2)")
+    parser.add_argument(
+        "--goals", default="", help="goal counts tracked at once, e.g. 1,2,4: per-step time per count instead"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.goals:
+        counts = [int(n) for n in args.goals.split(",")]
+        result = run_goals(args.config, counts, args.frames, args.device, args.input_scale)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            by_goals = ", ".join(
+                f"{n} goal(s) {ms:.1f} ms ({r:.2f}x)"
+                for n, ms, r in zip(counts, result["track_ms_by_goals"], result["ratio_to_one_goal"], strict=True)
+            )
+            print(f"SAM2 {result['config']} on {result['device']}, one step for: {by_goals}")
+        return 0
     result = run(args.config, args.frames, args.device, not args.no_pipeline, args.input_scale, args.resegment_frames)
     if args.json:
         print(json.dumps(result))

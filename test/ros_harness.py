@@ -135,6 +135,7 @@ class Probe:
         self.image_pub = self.node.create_publisher(Image, "image", reliable) if publishes_images else None
         self.goal_pub = self.node.create_publisher(String, "goal", reliable)
         self.cancel_pub = self.node.create_publisher(Empty, "cancel", reliable)
+        self.end_track_pub = self.node.create_publisher(String, "end_track", reliable)
         self.lock = threading.Lock()
         self.arrived: dict[str, list[float]] = {}
         self.received: dict[str, list[Any]] = {

@@ -79,7 +79,15 @@ def test_a_recorded_session_replays_into_a_recording_of_the_nodes_outputs(
     assert (typed[0].header.stamp.sec, typed[0].header.stamp.nanosec) == stamps[3]
     assert results[0]["stamp"] == {"sec": stamps[3][0], "nanosec": stamps[3][1]}
     statuses = [json.loads(m.data) for _, m in topics["/tracking_status"]]
-    assert Counter(s["state"] for s in statuses) == {"tracking": frames["tracked"], "ended": 1}
+    states = Counter((entry["id"], entry["state"]) for s in statuses for entry in s["goals"])
+    # With tracking.max_goals 4 both goals are tracked together once the second is answered; none ends. The
+    # summary lists each goal's track.
+    tracks = {t["id"]: t for t in summary["tracks"]}
+    assert set(tracks) == {"first", "second"} and all(t["ended"] is None for t in tracks.values())
+    assert tracks["first"]["frames"] == frames["tracked"]
+    tracked_second = tracks["second"]["frames"]
+    assert 8 <= tracked_second <= 10  # the frames after the second goal's (at 1.4 s) to the last (2.3 s)
+    assert states == {("first", "tracking"): frames["tracked"], ("second", "tracking"): tracked_second}
     # All-frames mode: a goal's outputs logged when it arrived, a tracked frame's at the frame's recorded time.
     expected = [START_NS + round(t * 1e9) for t in (0.35, 1.45)] + [START_NS + k * 10**8 for k in range(4, 24)]
     assert sorted(t for t, _ in topics["/mask"]) == sorted(expected)
@@ -98,9 +106,9 @@ def test_a_recorded_session_replays_into_a_recording_of_the_nodes_outputs(
         x1, y1, x2, y2 = target["bbox"]
         assert (c.x, c.y, *size) == pytest.approx(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
         maps = [{c.class_id: c.class_name for c in m.class_map} for _, m in topics["/label_info"]]
-        assert [json.loads(m[1])["id"] for m in maps] == ["first:1", "second:1"] and all(
-            m[0] == "background" for m in maps
-        )
+        # The first answer's map, then the second's: its target's value (2) beside the first's, tracked on.
+        named = [{value: json.loads(name)["id"] for value, name in m.items() if value} for m in maps]
+        assert named == [{1: "first:1"}, {1: "first:1", 2: "second:1"}] and all(m[0] == "background" for m in maps)
 
 
 def test_goals_from_the_command_line_and_the_overlay_video(

@@ -33,7 +33,7 @@ def test_frame_by_frame_tracking_equals_sam2s_video_predictor(model, tmp_path):
     frames = [np.asarray(Image.open(tmp_path / f"{i:05d}.jpg").convert("RGB")) for i in range(6)]
     tracker = Tracker(model)
     ours = [tracker.start(frames[0], [TARGET])] + [tracker.step(f) for f in frames[1:]]
-    memory = tracker._track.output_dict
+    memory = tracker.tracks[""].output_dict
 
     state = model.init_state(str(tmp_path))
     model.add_new_points_or_box(
@@ -100,6 +100,48 @@ def test_misuse_is_refused(model):
     assert isinstance(tracker.start(moving_object(0), [TARGET]), TrackStep)
 
 
+OTHER = Target(bbox=(200, 20, 260, 80), points=[(230, 50)])
+
+
+def test_a_goals_masks_do_not_depend_on_other_goals_tracked_beside_it(model):
+    """Goal "a" alone, and with goal "b" added at frame 3 and ended at frame 8: "a"'s masks and scores are the same
+    on every frame (IoU 1.0), and its memory goes back to what "a" alone holds."""
+    frames = [moving_object(i) for i in range(13)]
+    alone = Tracker(model)
+    alone.add("a", frames[0], [TARGET])
+    expected = [alone.step_all(f)["a"] for f in frames[1:]]
+
+    shared = Tracker(model)
+    shared.add("a", frames[0], [TARGET])
+    for i, rgb in enumerate(frames[1:], start=1):
+        if i == 3:
+            shared.add("b", frames[2], [OTHER, TARGET])
+        if i == 8:
+            assert shared.memory_frames > shared.memory_frames_of("a")
+            shared.remove("b")
+        steps = shared.step_all(rgb)
+        assert set(steps) == ({"a", "b"} if 3 <= i < 8 else {"a"})
+        mine, reference = steps["a"], expected[i - 1]
+        assert all(np.array_equal(m, r) for m, r in zip(mine.masks, reference.masks, strict=True)), i
+        assert mine.scores == reference.scores and mine.frame_index == reference.frame_index == i
+    assert shared.memory_frames == shared.memory_frames_of("a") == alone.memory_frames
+
+
+def test_every_track_shares_one_image_encoding_per_frame(model, monkeypatch):
+    tracker = Tracker(model)
+    for n, key in enumerate("abcd"):
+        tracker.add(key, moving_object(0), [TARGET] if n % 2 else [TARGET, OTHER])
+    calls = []
+    encode = model.forward_image
+    monkeypatch.setattr(model, "forward_image", lambda image: calls.append(1) or encode(image))
+    steps = tracker.step_all(moving_object(1))
+    assert len(calls) == 1 and [len(s.masks) for s in steps.values()] == [2, 1, 2, 1]
+    with pytest.raises(RuntimeError, match="step_all"):
+        tracker.step(moving_object(2))
+    with pytest.raises(ValueError, match="differs from the tracked frames"):
+        tracker.add("e", moving_object(0, 160, 120), [TARGET])
+
+
 def test_tracking_image_size_scales_the_input_side_to_a_multiple_of_32():
     assert tracking_image_size(1024, 1.0) == 1024
     assert tracking_image_size(1024, 0.5) == 512
@@ -121,7 +163,7 @@ def test_a_reduced_input_scale_tracks_with_the_same_weights(model, tiny_sam2_con
         assert step.masks[0].shape == (240, 320) and 0.0 <= step.scores[0] <= 1.0
     assert tracker.memory_frames == 1 + tracker.window
     # The memory really is at the smaller size: 128 / 16 = 8 feature cells a side (256 would give 16).
-    assert tracker._track.output_dict["non_cond_frame_outputs"][19]["maskmem_features"].shape[-2:] == (8, 8)
+    assert tracker.tracks[""].output_dict["non_cond_frame_outputs"][19]["maskmem_features"].shape[-2:] == (8, 8)
 
 
 def test_tracking_bench_reports_the_issue_figures(tiny_sam2_config):

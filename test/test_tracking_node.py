@@ -6,8 +6,9 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
-from node_support import make_frame, result_for, running_node, send_goal, set_param
+from node_support import HOOKED_NODE, make_frame, result_for, running_node, send_goal, set_param
 
 pytestmark = pytest.mark.ros
 
@@ -22,7 +23,8 @@ def ros(tmp_path_factory, tiny_fitted_reasoner_dir, tiny_sam2_config):
         "reasoner.max_new_tokens": 96,
         "tracking.min_score": 0.0,  # the random tiny SAM2 scores ~0.5: never lose it unless a test says so
     }
-    with running_node(tmp_path_factory.mktemp("tracking") / "segzero_node.log", params) as running:
+    log = tmp_path_factory.mktemp("tracking") / "segzero_node.log"
+    with running_node(log, params, command=HOOKED_NODE) as running:  # hooks: a "slow:<s> ..." goal waits first
         yield running
 
 
@@ -43,8 +45,21 @@ def goal_then_stream(probe, node, goal_id: str, first_sec: int, frames: int, rat
     return result
 
 
+def status_messages(probe) -> list[dict]:
+    return [json.loads(m.data) for m in probe.take("tracking_status")]
+
+
 def statuses(probe, goal_id):
-    return [s for s in (json.loads(m.data) for m in probe.take("tracking_status")) if s["id"] == goal_id]
+    """Every ``tracking_status`` entry of ``goal_id``, with its message's stamp when it has one (a tracked frame)."""
+    out = []
+    for message in status_messages(probe):
+        stamp = {"stamp": message["stamp"]} if "stamp" in message else {}
+        out += [{**entry, **stamp} for entry in message["goals"] if entry["id"] == goal_id]
+    return out
+
+
+def tracked_ids(message: dict) -> list[str]:
+    return [entry["id"] for entry in message["goals"] if entry["state"] in ("tracking", "lost")]
 
 
 def test_new_frames_after_a_goal_get_masks_from_tracking(ros):
@@ -99,41 +114,92 @@ def test_lost_targets_are_reported_and_reacquired_with_the_same_goal_id(ros):
         assert set_param(probe, "tracking.lost_frames", 5).successful
 
 
-def test_a_new_goal_replaces_the_track(ros):
-    probe, node = ros
-    goal_then_stream(probe, node, "first", 500, 3)
-    probe.wait_for(lambda: statuses(probe, "first"), 30, "tracking the first goal", node)
-    ids = [json.loads(m.data)["id"] for m in probe.take("tracking_status")]
-    assert set(ids[ids.index("first") :]) == {"first"}  # an earlier test's track ended when this goal came
-    second = make_frame(320, 240, sec=600)
-    send_goal(probe, "second")
+def answer_then_stream(probe, node, goal_id: str, first_sec: int, frames: int) -> dict:
+    """``goal_then_stream`` without clearing what the probe kept."""
+    first = make_frame(320, 240, sec=first_sec)
+    send_goal(probe, goal_id)
     deadline = time.monotonic() + TIMEOUT
-    while not any(r["id"] == "second" for r in probe.results()):
+    while not any(r["id"] == goal_id for r in probe.results()):
         assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
-        probe.send_frame(second)
+        probe.send_frame(first)
         time.sleep(0.1)
-    probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "first")), 30, "first ended", node)
-    ended = next(s for s in statuses(probe, "first") if s["state"] == "ended")
-    assert ended["reason"] == "replaced by a new goal"
-    for i in range(1, 4):
-        probe.send_frame(make_frame(320, 240, sec=600 + i))
+    for i in range(1, frames + 1):
+        probe.send_frame(make_frame(320, 240, sec=first_sec + i))
         time.sleep(0.1)
-    probe.wait_for(lambda: statuses(probe, "second"), 30, "tracking the second goal", node)
-    after = [json.loads(m.data) for m in probe.take("tracking_status")]
-    last_first = max(i for i, s in enumerate(after) if s["id"] == "first")
-    assert all(s["id"] == "second" for s in after[last_first + 1 :])  # nothing of the first goal after it ended
+    return result_for(probe, goal_id, node)
+
+
+def test_a_new_goal_replaces_the_track_with_max_goals_1(ros):
+    probe, node = ros
+    assert set_param(probe, "tracking.max_goals", 1).successful
+    try:
+        goal_then_stream(probe, node, "first", 500, 3)
+        probe.wait_for(lambda: statuses(probe, "first"), 30, "tracking the first goal", node)
+        answer_then_stream(probe, node, "second", 600, 3)
+        probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "first")), 30, "first ended", node)
+        ended = next(s for s in statuses(probe, "first") if s["state"] == "ended")
+        assert ended["reason"] == "replaced by a new goal"
+        probe.wait_for(lambda: statuses(probe, "second"), 30, "tracking the second goal", node)
+        after = status_messages(probe)
+        last_first = max(i for i, m in enumerate(after) if "first" in [e["id"] for e in m["goals"]])
+        assert all(tracked_ids(m) == ["second"] for m in after[last_first + 1 :])  # the second goal alone
+    finally:
+        assert set_param(probe, "tracking.max_goals", 4).successful
+
+
+def test_goals_are_tracked_together_end_track_ends_one_and_max_goals_ends_the_oldest(ros):
+    """With max_goals 2: A and B in one status per frame with distinct label values; end_track A ends A alone;
+    C joins B; D ends the oldest (B)."""
+    from std_msgs.msg import String
+
+    probe, node = ros
+    probe.end_track_pub.publish(String(data=""))  # every earlier test's track ends
+    assert set_param(probe, "tracking.max_goals", 2).successful
+    try:
+        probe.clear()
+        answer_then_stream(probe, node, "A", 800, 2)
+        answer_then_stream(probe, node, "B", 900, 4)
+        both = lambda: [m for m in status_messages(probe) if tracked_ids(m) == ["A", "B"]]  # noqa: E731
+        probe.wait_for(both, 30, "A and B tracked on one frame", node)
+        frame_sec = both()[0]["stamp"]["sec"]
+        labels = {m.header.stamp.sec: m for m in probe.take("labels")}[frame_sec]
+        from segzero_ros.image_codec import image_to_numpy
+
+        assert set(np.unique(image_to_numpy(labels)).tolist()) <= {0, 1, 2}  # A's target 1, B's target 2
+        b_answer = next(m for m in probe.take("segmentation") if m.goal_id == "B")
+        assert [t.mask_index for t in b_answer.targets] == [2]  # B's answer already carries its tracked value
+
+        probe.end_track_pub.publish(String(data="A"))
+        probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "A")), 30, "A ended", node)
+        assert next(s for s in statuses(probe, "A") if s["state"] == "ended")["reason"] == "ended on request"
+        for i in range(5, 9):
+            probe.send_frame(make_frame(320, 240, sec=900 + i))
+            time.sleep(0.1)
+        probe.wait_for(lambda: [m for m in status_messages(probe) if tracked_ids(m) == ["B"]], 30, "B alone", node)
+        assert not any(s["state"] == "ended" for s in statuses(probe, "B"))
+
+        answer_then_stream(probe, node, "C", 1000, 3)
+        probe.wait_for(lambda: [m for m in status_messages(probe) if tracked_ids(m) == ["B", "C"]], 30, "B+C", node)
+        answer_then_stream(probe, node, "D", 1100, 3)
+        probe.wait_for(lambda: any(s["state"] == "ended" for s in statuses(probe, "B")), 30, "B ended", node)
+        ended = next(s for s in statuses(probe, "B") if s["state"] == "ended")
+        assert ended["reason"] == "more than tracking.max_goals (2) goals tracked"
+        probe.wait_for(lambda: [m for m in status_messages(probe) if tracked_ids(m) == ["C", "D"]], 30, "C+D", node)
+        assert node.faults() == []
+    finally:
+        assert set_param(probe, "tracking.max_goals", 4).successful
 
 
 def test_refused_goals_leave_the_running_track_alone(ros):
     """40 refused goals at 20 Hz while a 15 Hz camera streams: each answered once, the track goes on untouched."""
     probe, node = ros
-    goal_then_stream(probe, node, "keep", 700, 3)
+    goal_then_stream(probe, node, "keep", 1700, 3)
     probe.wait_for(lambda: statuses(probe, "keep"), 30, "tracking", node)
     streaming = threading.Event()
     streaming.set()
 
     def camera():
-        sec = 704
+        sec = 1704
         while streaming.is_set():
             probe.send_frame(make_frame(320, 240, sec=sec))
             sec += 1
@@ -170,3 +236,37 @@ def test_refused_goals_leave_the_running_track_alone(ros):
     kept = statuses(probe, "keep")
     assert all(s["state"] == "tracking" for s in kept), [s for s in kept if s["state"] != "tracking"][:3]
     assert node.faults() == []  # no tracking step failed while the goals were refused
+
+
+def test_an_action_goal_cancelled_while_it_runs_keeps_its_answer_and_is_not_tracked(ros):
+    """The cancel is accepted, the answer stands (succeeded, ok), and its targets are not tracked; the same goal
+    not cancelled is tracked."""
+    from action_msgs.msg import GoalStatus
+    from std_msgs.msg import String
+
+    from segzero_ros.ros.client import SegmentClient
+
+    probe, node = ros
+    probe.end_track_pub.publish(String(data=""))
+    client = SegmentClient()
+    try:
+        assert client.wait_for_server(60), "the node serves no 'segment' action"
+        for goal_id, first_sec, cancel in (("act-cancelled", 2000, True), ("act-tracked", 2100, False)):
+            probe.clear()
+            handle = client.send("slow:1.5 the red cup", image=make_frame(320, 240, sec=first_sec), goal_id=goal_id)
+            time.sleep(0.7)  # the worker took it: the models are on it
+            cancelling = handle.cancel_goal_async() if cancel else None
+            outcome = client.wait_future(handle.get_result_async(), time.monotonic() + TIMEOUT, "result")
+            assert outcome.result.result.status == "ok" and outcome.status == GoalStatus.STATUS_SUCCEEDED
+            if cancelling is not None:
+                assert len(client.wait_future(cancelling, time.monotonic() + 30, "cancel").goals_canceling) == 1
+            for i in range(1, 6):
+                probe.send_frame(make_frame(320, 240, sec=first_sec + i))
+                time.sleep(0.1)
+            if cancel:
+                time.sleep(1.0)
+                assert [s for s in statuses(probe, goal_id) if s["state"] == "tracking"] == []
+            else:
+                probe.wait_for(lambda g=goal_id: statuses(probe, g), 30, "the goal not cancelled tracked", node)
+    finally:
+        client.close()

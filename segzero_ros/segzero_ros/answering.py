@@ -3,7 +3,8 @@
 The node (ROS time, a worker thread, publishers) and replay (virtual time, a bag writer) both hand their goals
 and frames to one ``Answering``: it runs the models on a frame, builds every failure result (one place, the
 configured protocol), publishes each answer through the outputs it is given, and makes the tracking decisions
-(an answered goal ends the previous track, a successful one starts its own; every newer frame is tracked).
+(a successful goal's targets join the tracked set, the oldest goal leaving it beyond ``tracking.max_goals``; a
+failed goal ends nothing; every newer frame is tracked).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from segzero_ros.image_codec import ImageConversionError, stamp_seconds, to_rgb8
 from segzero_ros.pipeline import Result
 from segzero_ros.tracking_loop import TrackingLoop, TrackUpdate
 
-REPLACED = "replaced by a new goal"  # why a track ends when the next goal is answered
 SUPERSEDED = "superseded by newer goals (queue full)"
 CANCELLED = "cancelled"
 
@@ -24,8 +24,11 @@ CANCELLED = "cancelled"
 class AnswerOutputs(Protocol):
     """Where answers go: ``ros.outputs.Outputs`` (publishers of the node, or of replay's output bag)."""
 
-    def answer(self, frame: Any, result: Result, reacquired: bool = False, overlay: bool = True) -> tuple[Any, Any]:
-        """Publish one goal's answer; (the typed result, the image publishing time in ms or None)."""
+    def answer(
+        self, frame: Any, result: Result, reacquired: bool = False, overlay: bool = True, tracked_names=None
+    ) -> tuple[Any, Any]:
+        """Publish one goal's answer (``tracked_names``: the ``label_info`` entries of the goals tracked beside it);
+        (the typed result, the image publishing time in ms or None)."""
 
     def tracked(self, header: Any, update: TrackUpdate) -> None:
         """Publish one tracked frame's masks and status."""
@@ -76,22 +79,35 @@ class Answering:
             return self.failure(goal, str(exc), (frame.array.shape[1], frame.array.shape[0]))
         return self.pipeline.run(rgb, goal.text, goal_id=goal.id, multi=goal.multi, on_stage=on_stage, on_text=on_text)
 
+    def _will_track(self, goal: Goal, frame: Any, result: Result) -> bool:
+        tracked = self.tracking is not None and not goal.untracked
+        return tracked and result.ok and frame is not None and bool(result.targets)
+
     def publish(self, goal: Goal, frame: Any, result: Result, overlay: bool = True) -> tuple[Any, Any]:
-        """Publish ``result`` (with ``frame``'s header and images when it ran on one); (typed result, publish ms)."""
-        return self.outputs.answer(frame, result, goal.reacquired, overlay)
+        """Publish ``result`` (with ``frame``'s header and images when it ran on one); (typed result, publish ms).
+        An answer about to be tracked carries the ``labels`` values its targets keep while tracked."""
+        tracked_names: dict[int, str] = {}
+        if self._will_track(goal, frame, result):
+            if result.label_values is None:
+                result.label_values = self.tracking.values_for(goal.id, len(result.targets))
+            tracked_names = self.tracking.label_names(starting=goal.id)
+        return self.outputs.answer(frame, result, goal.reacquired, overlay, tracked_names)
 
     def answered(self, goal: Goal, frame: Any, result: Result) -> str | None:
-        """After the answer of a goal that was run: it ends the previous track, and a successful one starts
-        tracking its targets. Refused, superseded and cancelled goals never come here. Why tracking did not
-        start when it should have (None otherwise)."""
-        if self.tracking is None:
-            return None
-        self.end_track(REPLACED)
-        if not (result.ok and frame is not None and result.targets):
+        """After the answer of a goal that was run: a successful one joins the tracked goals (the oldest leaves
+        beyond ``max_goals``); a failed one ends nothing. Refused, superseded and cancelled goals never come here.
+        Why tracking did not start when it should have (None otherwise)."""
+        if not self._will_track(goal, frame, result):
             return None
         try:
             rgb = to_rgb8(frame.array, frame.encoding)
-            self.tracking.start(goal, rgb, stamp_seconds(frame.header), result.targets)
+        except ImageConversionError as exc:
+            return str(exc)
+        ended = self.tracking.make_room(goal.id, rgb.shape[:2])
+        if ended:
+            self.outputs.track_status({"goals": ended})
+        try:
+            self.tracking.start(goal, rgb, stamp_seconds(frame.header), result.targets, result.label_values)
         except Exception as exc:  # SAM2 could not take the frame: the answer stands, untracked
             return f"{type(exc).__name__}: {exc}"
         return None
@@ -100,11 +116,12 @@ class Answering:
     def tracking_active(self) -> bool:
         return self.tracking is not None and self.tracking.active
 
-    def end_track(self, why: str) -> None:
-        """End the running track (its ``ended`` status published), if there is one."""
-        ended = self.tracking.end(why) if self.tracking is not None else None
-        if ended is not None:
-            self.outputs.track_status(ended)
+    def end_track(self, why: str, goal_id: str | None = None) -> bool:
+        """End ``goal_id``'s track (None: every track), its ``ended`` status published; whether one ran."""
+        ended = self.tracking.end(why, goal_id) if self.tracking is not None else []
+        if ended:
+            self.outputs.track_status({"goals": ended})
+        return bool(ended)
 
     def track(self, frame: Any) -> TrackUpdate | None:
         """One tracking step on a newer camera frame; the update (its ``reacquire`` goal to run when every target

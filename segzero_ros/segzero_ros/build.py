@@ -220,3 +220,11 @@ def build_tracker(values: Mapping[str, Any], input_scale: float = 1.0, min_score
     except Exception as exc:
         raise _load_error("segmenter", f"tracking SAM2 {values['segmenter.model']!r}", exc) from exc
     return Tracker(model, min_score=min_score, lost_frames=lost_frames)
+
+
+def build_tracking(values: Mapping[str, Any], min_score: float):
+    """The node's (and replay's) tracking: SAM2's tracker in a ``TrackingLoop`` set by the ``tracking.*`` values."""
+    from segzero_ros.tracking_loop import TrackingLoop
+
+    tracker = build_tracker(values, values["tracking.input_scale"], min_score, values["tracking.lost_frames"])
+    return TrackingLoop(tracker, values["tracking.every_n"], values["tracking.reacquire"], values["tracking.max_goals"])

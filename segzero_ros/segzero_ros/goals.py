@@ -71,6 +71,7 @@ class Goal:
     frame: Any = None  # a worker.Frame to use instead of the newest camera frame (action goals)
     reacquired: bool = False  # run again by the tracker after its targets were lost
     answered: bool = False  # set by the worker when the goal's one result is sent
+    untracked: bool = False  # cancelled while it ran: its answer stands, its targets are not tracked
 
     def describe(self) -> str:
         """One line for the log: id, text (shortened), and why it is refused."""

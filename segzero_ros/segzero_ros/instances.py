@@ -4,7 +4,7 @@ label, a box and a score; what the ``detections`` and ``label_info`` topics publ
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +47,11 @@ def answer_instances(result: Any) -> list[Instance]:
     labels = target_labels(result.goal, result.targets)
     out = []
     for k, target in enumerate(result.targets, start=1):
-        has_mask = k <= len(result.masks) and k <= MAX_LABEL
+        value = result.label_value(k) if k <= len(result.masks) else 0
         score = unit_score(result.scores[k - 1]) if k <= len(result.scores) else 0.0
         bbox = tuple(float(v) for v in target.bbox)
-        out.append(Instance(k if has_mask else 0, instance_id(result.goal_id, k), labels[k - 1], bbox, score))
+        value = value if value <= MAX_LABEL else 0
+        out.append(Instance(value, instance_id(result.goal_id, k), labels[k - 1], bbox, score))
     return out
 
 
@@ -64,22 +65,32 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 def tracked_instances(
-    goal_id: str, labels: Sequence[str], masks: Sequence[np.ndarray | None], scores: Sequence[float]
+    goal_id: str,
+    labels: Sequence[str],
+    masks: Sequence[np.ndarray | None],
+    scores: Sequence[float],
+    values: Sequence[int] | None = None,
 ) -> list[Instance]:
     """The targets still seen on a tracked frame (``None`` masks are lost ones): boxes of their masks; each keeps
-    the value and id it had in the answer."""
+    the value (default k) and id it had in the answer."""
+    values = values if values is not None else range(1, len(masks) + 1)
     out = []
-    for k, (mask, label, score) in enumerate(zip(masks, labels, scores, strict=True), start=1):
-        box = mask_box(mask) if mask is not None and k <= MAX_LABEL else None
+    for k, (mask, label, score, value) in enumerate(zip(masks, labels, scores, values, strict=True), start=1):
+        box = mask_box(mask) if mask is not None and 0 < value <= MAX_LABEL else None
         if box is not None:
-            out.append(Instance(k, instance_id(goal_id, k), label, box, unit_score(score)))
+            out.append(Instance(value, instance_id(goal_id, k), label, box, unit_score(score)))
     return out
 
 
 def label_names(instances: Sequence[Instance]) -> dict[int, str]:
     """``label_info``'s map: 0 → ``background``, each instance's value → ``{"id": ..., "label": ...}`` (JSON)."""
+    return value_names((i.value, i.id, i.label) for i in instances)
+
+
+def value_names(entries: Iterable[tuple[int, str, str]]) -> dict[int, str]:
+    """``label_info``'s map from (value, id, label) entries; value 0 (no mask) is left out."""
     names = {0: BACKGROUND}
-    for instance in instances:
-        if instance.value:
-            names[instance.value] = json.dumps({"id": instance.id, "label": instance.label})
+    for value, id_, label in entries:
+        if value:
+            names[value] = json.dumps({"id": id_, "label": label})
     return names

@@ -271,6 +271,16 @@ PARAMETERS: tuple[Param, ...] = (
         applies_to="tracking.reacquire",
     ),
     Param(
+        "tracking.max_goals",
+        4,
+        "goals tracked at once: a successful goal's targets join the tracked set; beyond this the oldest goal's "
+        "track ends (1: a new goal replaces the track)",
+        low=1,
+        high=64,
+        step=1,
+        applies_to="tracking.max_goals",
+    ),
+    Param(
         "segmenter.backend",
         "torch",
         "SAM2 backend: torch, torch_compiled, onnx, tensorrt, auto (tensorrt > torch_compiled on a GPU, else onnx)",

@@ -21,13 +21,16 @@ from segzero_ros.segmenter.base import check_rgb
 LOG = logging.getLogger(__name__)
 
 
-def label_image(masks: Sequence[np.ndarray | None], shape: tuple[int, int]) -> np.ndarray:
-    """uint16 ``shape``: 0 background, k on mask k (1-based; ``None`` = not drawn); the lower k wins where masks
-    overlap."""
+def label_image(
+    masks: Sequence[np.ndarray | None], shape: tuple[int, int], values: Sequence[int] | None = None
+) -> np.ndarray:
+    """uint16 ``shape``: 0 background, ``values[k]`` (default k + 1) on mask k (``None`` or value 0 = not drawn);
+    the earlier mask wins where masks overlap."""
     out = np.zeros(shape, dtype=np.uint16)
-    for k, mask in reversed(list(enumerate(masks[:MAX_LABEL], start=1))):
-        if mask is not None:
-            np.copyto(out, k, where=mask)
+    values = values if values is not None else range(1, MAX_LABEL + 1)
+    for value, mask in reversed(list(zip(values, masks[:MAX_LABEL], strict=False))):
+        if mask is not None and 0 < value <= MAX_LABEL:
+            np.copyto(out, value, where=mask)
     return out
 
 
@@ -49,6 +52,11 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)  # prompt and generated token counts of the reasoner
     cancelled: bool = False  # dropped by a cancel before it ran (``error`` says so too)
+    label_values: list[int] | None = None  # each target's value in ``labels`` (None: k for target k)
+
+    def label_value(self, k: int) -> int:
+        """The value of target ``k`` (1-based) in ``labels``: k, or the one tracking gave it."""
+        return self.label_values[k - 1] if self.label_values is not None else k
 
     @property
     def ok(self) -> bool:
@@ -67,9 +75,10 @@ class Result:
         return out
 
     def labels(self) -> np.ndarray:
-        """uint16 H×W: 0 background, k on target k (1-based); where targets overlap the lower k wins."""
+        """uint16 H×W: 0 background, target k's value (``label_value``) on its pixels; where targets overlap the
+        earlier one wins."""
         w, h = self.image_wh
-        return label_image(self.masks, (h, w))
+        return label_image(self.masks, (h, w), self.label_values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no mask pixels): id, goal, status, error, targets, timings."""

@@ -37,6 +37,7 @@ NODE_PARAMETERS = (
     "tracking.min_score",
     "tracking.lost_frames",
     "tracking.reacquire",
+    "tracking.max_goals",
 )
 
 

@@ -42,9 +42,17 @@ class TrackStep:
 
 @dataclass
 class _Track:
+    """One set of objects followed together (a goal's targets): its SAM2 memory, frame count and loss counters."""
+
+    size: tuple[int, int]  # (width, height) of the frames it follows
+    low_counts: list[int]  # frames in a row each target scored below min_score
+    frame_index: int = 0  # frames since its conditioning frame
     output_dict: dict[str, dict[int, Any]] = field(
         default_factory=lambda: {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     )
+
+
+SINGLE = ""  # the key of the one track that ``start`` / ``step`` drive
 
 
 def tracking_image_size(native: int, input_scale: float) -> int:
@@ -79,31 +87,37 @@ def load_tracking_model(config: Any, device: str, input_scale: float = 1.0):
 
 
 class Tracker:
-    """See the module docstring. Not thread-safe: one caller (the node's worker) drives it."""
+    """See the module docstring. Not thread-safe: one caller (the node's worker) drives it.
+
+    Several tracks may run at once, each under its own key (a goal id): ``add`` / ``remove`` / ``step_all``. Each
+    keeps its own memory and frame count, as SAM2's video predictor keeps objects independent; a frame's image
+    encoding is computed once and shared by all. ``start`` / ``step`` drive one track alone.
+    """
 
     def __init__(self, model: Any, min_score: float = 0.5, lost_frames: int = 5) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.window = max(int(model.num_maskmem), int(getattr(model, "max_obj_ptrs_in_encoder", 16)))
         self.min_score, self.lost_frames = min_score, lost_frames
-        self._track: _Track | None = None
-        self._frame_index = 0
-        self._low_counts: list[int] = []
-        self._size: tuple[int, int] = (0, 0)
+        self.tracks: dict[str, _Track] = {}  # in the order they were added
 
     @property
     def active(self) -> bool:
-        return self._track is not None
+        return bool(self.tracks)
 
     def stop(self) -> None:
-        """Forget the track (a new goal, a cancel, or loss)."""
-        self._track = None
-        self._low_counts = []
+        """Forget every track."""
+        self.tracks = {}
+
+    def remove(self, key: str) -> None:
+        """Forget the track under ``key`` (if any); the others go on unchanged."""
+        self.tracks.pop(key, None)
 
     # --- frames --------------------------------------------------------------------------------------
 
-    def _features(self, rgb: np.ndarray, batch: int):
-        """SAM2's backbone features of ``rgb``, expanded to ``batch`` objects (as its video predictor does)."""
+    def _features(self, rgb: np.ndarray):
+        """SAM2's backbone features of ``rgb`` for one object (``_expand`` them for more, as its video predictor
+        does)."""
         size = self.model.image_size
         # Resized and normalised as SAM2's video loader does (PIL's default resampling, ImageNet statistics).
         image = np.asarray(Image.fromarray(rgb).resize((size, size)), dtype=np.float32) / 255.0
@@ -111,9 +125,12 @@ class Tracker:
         tensor = ((tensor - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None])[None].to(self.device)
         backbone_out = self.model.forward_image(tensor)
         _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
-        feats = [x.expand(-1, batch, -1) for x in feats]
-        pos = [x.expand(-1, batch, -1) for x in pos]
         return feats, pos, sizes
+
+    @staticmethod
+    def _expand(features, batch: int):
+        feats, pos, sizes = features
+        return [x.expand(-1, batch, -1) for x in feats], [x.expand(-1, batch, -1) for x in pos], sizes
 
     def _prompts(self, targets: list[Target], width: int, height: int) -> dict[str, torch.Tensor]:
         """Box corners (labels 2, 3) then clicks (label 1) per target, in the model's input frame; padded with -1."""
@@ -143,13 +160,18 @@ class Tracker:
         return masks, scores
 
     @torch.inference_mode()
-    def start(self, rgb: np.ndarray, targets: list[Target]) -> TrackStep:
-        """Seed the memory with ``rgb`` and the targets' prompts; this frame's masks (frame index 0)."""
+    def add(self, key: str, rgb: np.ndarray, targets: list[Target]) -> TrackStep:
+        """Seed a track under ``key`` (replacing one of that key) with ``rgb`` and the targets' prompts; this
+        frame's masks (frame index 0). Every track follows the same camera: frames of one size."""
         if not targets:
             raise ValueError("nothing to track: no targets")
         height, width = rgb.shape[:2]
-        self._size, self._track, self._frame_index = (width, height), _Track(), 0
-        feats, pos, sizes = self._features(rgb, len(targets))
+        for other_key, other in self.tracks.items():
+            if other_key != key and other.size != (width, height):
+                w, h = other.size
+                raise ValueError(f"frame size {width}x{height} differs from the tracked frames' {w}x{h}")
+        track = _Track(size=(width, height), low_counts=[0] * len(targets))
+        feats, pos, sizes = self._expand(self._features(rgb), len(targets))
         out = self.model.track_step(
             frame_idx=0,
             is_init_cond_frame=True,
@@ -158,54 +180,119 @@ class Tracker:
             feat_sizes=sizes,
             point_inputs=self._prompts(targets, width, height),
             mask_inputs=None,
-            output_dict=self._track.output_dict,
+            output_dict=track.output_dict,
             num_frames=1,
         )
-        self._track.output_dict["cond_frame_outputs"][0] = _compact(out)
-        self._low_counts = [0] * len(targets)
+        track.output_dict["cond_frame_outputs"][0] = _compact(out)
+        self.tracks.pop(key, None)
+        self.tracks[key] = track
         masks, scores = self._outputs(out, width, height)
         return TrackStep(0, masks, scores, ["tracking"] * len(targets))
 
     @torch.inference_mode()
-    def step(self, rgb: np.ndarray) -> TrackStep:
-        """The targets' masks on the next frame, from memory alone."""
-        if self._track is None:
-            raise RuntimeError("the tracker has no target: call start() first")
+    def step_all(self, rgb: np.ndarray) -> dict[str, TrackStep]:
+        """Every track's masks on the next frame, from its memory alone: the image is encoded once, each track's
+        memory attention runs on its own memory, and SAM2's heads and memory encoder run once for every object of
+        every track (a batch, as its video predictor batches the objects of one track)."""
+        if not self.tracks:
+            raise RuntimeError("the tracker has no target: call add() or start() first")
         height, width = rgb.shape[:2]
-        if (width, height) != self._size:
-            raise ValueError(f"frame size changed from {self._size[0]}x{self._size[1]} to {width}x{height}")
-        self._frame_index += 1
-        index, memory = self._frame_index, self._track.output_dict
-        feats, pos, sizes = self._features(rgb, len(self._low_counts))
-        out = self.model.track_step(
-            frame_idx=index,
-            is_init_cond_frame=False,
-            current_vision_feats=feats,
-            current_vision_pos_embeds=pos,
-            feat_sizes=sizes,
+        for track in self.tracks.values():
+            if (width, height) != track.size:
+                raise ValueError(f"frame size changed from {track.size[0]}x{track.size[1]} to {width}x{height}")
+        features = self._features(rgb)
+        conditioned = []
+        for track in self.tracks.values():
+            track.frame_index += 1
+            feats, pos, sizes = self._expand(features, len(track.low_counts))
+            conditioned.append(
+                self.model._prepare_memory_conditioned_features(
+                    frame_idx=track.frame_index,
+                    is_init_cond_frame=False,
+                    current_vision_feats=feats[-1:],
+                    current_vision_pos_embeds=pos[-1:],
+                    feat_sizes=sizes[-1:],
+                    output_dict=track.output_dict,
+                    num_frames=track.frame_index + 1,
+                )
+            )
+        outs = self._heads_and_memory(features, torch.cat(conditioned, dim=0))
+        steps, first = {}, 0
+        for key, track in self.tracks.items():
+            last = first + len(track.low_counts)
+            out = {name: _rows(value, first, last) for name, value in outs.items()}
+            steps[key] = self._record(track, out, width, height)
+            first = last
+        return steps
+
+    def _heads_and_memory(self, features, conditioned: torch.Tensor) -> dict[str, Any]:
+        """SAM2's mask heads and memory encoder on memory-conditioned features (what ``track_step`` runs after
+        the memory attention on a frame without prompts), for a batch of objects."""
+        model = self.model
+        feats, _, sizes = self._expand(features, conditioned.shape[0])
+        pairs = zip(feats[:-1], sizes[:-1], strict=True)
+        high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in pairs]
+        _, _, _, low_res, high_res_masks, obj_ptr, object_score_logits = model._forward_sam_heads(
+            backbone_features=conditioned,
             point_inputs=None,
             mask_inputs=None,
-            output_dict=memory,
-            num_frames=index + 1,
+            high_res_features=high_res or None,
+            multimask_output=model._use_multimask(False, None),
         )
+        out = {"pred_masks": low_res, "obj_ptr": obj_ptr, "object_score_logits": object_score_logits}
+        if model.num_maskmem > 0:
+            out["maskmem_features"], out["maskmem_pos_enc"] = model._encode_new_memory(
+                current_vision_feats=feats,
+                feat_sizes=sizes,
+                pred_masks_high_res=high_res_masks,
+                object_score_logits=object_score_logits,
+                is_mask_from_pts=False,
+            )
+        return out
+
+    def _record(self, track: _Track, out: dict[str, Any], width: int, height: int) -> TrackStep:
+        """Keep a frame's output in the track's memory window; its masks, scores and states."""
+        index, memory = track.frame_index, track.output_dict
         memory["non_cond_frame_outputs"][index] = _compact(out)
         for old in [i for i in memory["non_cond_frame_outputs"] if i <= index - self.window]:
             del memory["non_cond_frame_outputs"][old]  # SAM2 never reads further back: memory stays flat
         masks, scores = self._outputs(out, width, height)
         states = []
         for k, score in enumerate(scores):
-            self._low_counts[k] = self._low_counts[k] + 1 if score < self.min_score else 0
-            states.append("lost" if self._low_counts[k] >= self.lost_frames else "tracking")
+            track.low_counts[k] = track.low_counts[k] + 1 if score < self.min_score else 0
+            states.append("lost" if track.low_counts[k] >= self.lost_frames else "tracking")
         return TrackStep(index, masks, scores, states, lost=all(s == "lost" for s in states))
+
+    def start(self, rgb: np.ndarray, targets: list[Target]) -> TrackStep:
+        """One track alone: forget every track, seed one with ``rgb`` and the targets (frame index 0)."""
+        self.stop()
+        return self.add(SINGLE, rgb, targets)
+
+    def step(self, rgb: np.ndarray) -> TrackStep:
+        """The one track's masks on the next frame (``start``'s track)."""
+        if len(self.tracks) > 1:
+            raise RuntimeError(f"{len(self.tracks)} tracks run: use step_all()")
+        (step,) = self.step_all(rgb).values()
+        return step
+
+    def memory_frames_of(self, key: str) -> int:
+        """Frames held in the memory of the track under ``key`` (its seed plus its window)."""
+        track = self.tracks.get(key)
+        if track is None:
+            return 0
+        return len(track.output_dict["cond_frame_outputs"]) + len(track.output_dict["non_cond_frame_outputs"])
 
     @property
     def memory_frames(self) -> int:
-        """Frames held in memory (the seed plus the window)."""
-        if self._track is None:
-            return 0
-        return len(self._track.output_dict["cond_frame_outputs"]) + len(
-            self._track.output_dict["non_cond_frame_outputs"]
-        )
+        """Frames held in memory, every track together."""
+        return sum(self.memory_frames_of(key) for key in self.tracks)
+
+
+def _rows(value: Any, first: int, last: int) -> Any:
+    """Objects ``first:last`` of a batched output (a tensor, or a list of tensors such as positional encodings)."""
+    if isinstance(value, list):
+        return [v[first:last] for v in value]
+    return value[first:last]
 
 
 def _compact(out: dict[str, Any]) -> dict[str, Any]:

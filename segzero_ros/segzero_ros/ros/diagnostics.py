@@ -105,3 +105,30 @@ def level_of(verdicts: list[StreamVerdict | None]) -> tuple[int, str]:
     """WARN and the warnings' messages when any stream warns, else OK and ''."""
     warnings = [v.message for v in verdicts if v is not None and v.level == WARN]
     return (DiagnosticStatus.WARN, "; ".join(warnings)) if warnings else (DiagnosticStatus.OK, "")
+
+
+def node_status(node: Any) -> DiagnosticArray:
+    """The ``segzero`` node's status: its state, models, reasoner server, worker and camera stream."""
+    worker = node.worker
+    if worker is None:  # unconfigured, or loading failed
+        level = DiagnosticStatus.ERROR if node._state == "error" else DiagnosticStatus.OK
+        values = {"state": node._state, "error": node._error}
+        return diagnostic_array(node, "segzero", level, node._error or node._state, values)
+    monitor = node.intake.monitor if node.intake is not None else None
+    state = "busy" if worker.busy else node._state
+    level, warning = level_of([monitor.check() if monitor is not None else None])
+    health = getattr(node.pipeline.reasoner, "health", None) if node.pipeline is not None else None
+    if health is not None and health.warning():
+        level, warning = DiagnosticStatus.WARN, "; ".join(w for w in (warning, health.warning()) if w)
+    values = {
+        "state": state,
+        "reasoner": node._models.get("reasoner", ""),
+        "segmenter": node._models.get("segmenter", ""),
+        **(health.values() if health is not None else {}),
+        **worker_values(worker),
+        **(monitor.values("image") if monitor is not None else {}),
+        "callback_errors": node._callback_errors,
+        "last_callback_error": node._last_callback_error,
+    }
+    message = f"{state}; {warning}" if warning else state
+    return diagnostic_array(node, "segzero", level, message, values)

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -26,13 +26,12 @@ from segzero_ros.goals import Goal, checked_goal_from_cdr
 from segzero_ros.pipeline import Pipeline, Result
 from segzero_ros.ros import process, qos
 from segzero_ros.ros.detections import MISSING, VISION_MSGS
-from segzero_ros.ros.diagnostics import diagnostic_array, level_of, worker_values
+from segzero_ros.ros.diagnostics import node_status
 from segzero_ros.ros.frame_intake import FrameIntake
 from segzero_ros.ros.messages import segmentation_msg
 from segzero_ros.ros.outputs import Outputs
 from segzero_ros.ros.params import declare
 from segzero_ros.ros.segment_action import SegmentAction
-from segzero_ros.tracking_loop import TrackingLoop
 from segzero_ros.worker import Frame, GoalWorker
 
 SHUTTING_DOWN = "node shutting down before the goal ran"
@@ -178,11 +177,9 @@ class SegZeroNode(LifecycleNode):
                 self.set_parameters([Parameter("tracking.min_score", value=min_score)])
                 self.get_logger().info(f"tiny SAM2: tracking.min_score {min_score:g} (its scores mean nothing)")
             try:
-                tracker = build.build_tracker(
-                    models, values["tracking.input_scale"], min_score, values["tracking.lost_frames"]
-                )
-                tracking = TrackingLoop(tracker, values["tracking.every_n"], values["tracking.reacquire"])
-                self.get_logger().info(f"tracking ready: SAM2 memory at a {tracker.model.image_size}² input")
+                tracking = build.build_tracking({**values, **models}, min_score)
+                size, goals = tracking.tracker.model.image_size, tracking.max_goals
+                self.get_logger().info(f"tracking ready: SAM2 memory at a {size}² input, up to {goals} goals at once")
             except Exception as exc:  # tracking is an extra: the node serves goals without it
                 self.get_logger().warning(f"tracking disabled: its SAM2 did not load ({exc})")
         self.answering = Answering(self.pipeline, self.outputs, tracking, lambda: self.value("reasoner.protocol"))
@@ -208,6 +205,7 @@ class SegZeroNode(LifecycleNode):
         # Raw: goal bytes are decoded here, so invalid UTF-8 becomes an error result instead of an exception.
         self._subs.append(self.create_subscription(String, "goal", self._on_goal, qos.GOAL_QOS, raw=True))
         self._subs.append(self.create_subscription(Empty, "cancel", self._on_cancel, qos.GOAL_QOS))
+        self._subs.append(self.create_subscription(String, "end_track", self._on_end_track, qos.GOAL_QOS))
         if self.action is None:  # kept while inactive, so results of goals answered then still go out
             limits = lambda: (int(self.value("max_goal_chars")), self._max_image_size)  # noqa: E731
             self.action = SegmentAction(self, limits, self._submit_action, self._cancel_goal, self._refusal)
@@ -289,6 +287,10 @@ class SegZeroNode(LifecycleNode):
         dropped = self.worker.cancel()
         self.get_logger().info(f"cancel: {len(dropped)} pending goal(s) dropped")
 
+    def _on_end_track(self, msg: String) -> None:
+        goal_id = msg.data.strip() or None  # empty: every track
+        self.worker.call_soon(lambda: self._end_track("ended on request", goal_id))
+
     # --- the `segment` action (ros.segment_action): the same worker and rules as topic goals -------
 
     def _submit_action(self, goal: Goal) -> bool:
@@ -301,7 +303,14 @@ class SegZeroNode(LifecycleNode):
         return True
 
     def _cancel_goal(self, goal: Goal) -> bool:
-        return self.worker is not None and bool(self.worker.cancel(goal))
+        """Drop ``goal`` while queued; once it runs, its answer stands and its targets are not tracked."""
+        if self.worker is None:
+            return False
+        if self.worker.cancel(goal):
+            return True
+        goal.untracked = True
+        self.worker.call_soon(lambda: self._end_track("cancelled", goal.id))
+        return True
 
     def _refusal(self, goal: Goal) -> SegmentationResult:
         error = goal.error or DEACTIVATED
@@ -343,11 +352,11 @@ class SegZeroNode(LifecycleNode):
             self.get_logger().warning(f"goal {goal.id}: tracking not started ({failed})")
         self.worker.idle_frames = self.answering.tracking_active
 
-    def _end_track(self, why: str) -> None:
+    def _end_track(self, why: str, goal_id: str | None = None) -> None:
+        if self.answering is not None and self.answering.end_track(why, goal_id):
+            self.get_logger().info(f"track of {goal_id or 'every goal'} ended: {why}")
         if self.worker is not None:
-            self.worker.idle_frames = False
-        if self.answering is not None:
-            self.answering.end_track(why)
+            self.worker.idle_frames = self.answering is not None and self.answering.tracking_active
 
     def _track_frame(self, frame: Frame) -> None:
         """One tracking step on a new camera frame: mask, labels and ``tracking_status`` with its header."""
@@ -357,37 +366,14 @@ class SegZeroNode(LifecycleNode):
         if update is None:
             return
         self.answering.publish_tracked(frame, update)
-        if update.reacquire is not None:
-            self.get_logger().info(f"goal {update.reacquire.id}: targets lost, reasoning again on the newest frame")
-            self.worker.submit(update.reacquire)
+        for goal in update.reacquire:
+            self.get_logger().info(f"goal {goal.id}: targets lost, reasoning again on the newest frame")
+            self.worker.submit(goal)
 
     # --- diagnostics -----------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
-        worker = self.worker
-        if worker is None:  # unconfigured, or loading failed
-            level = DiagnosticStatus.ERROR if self._state == "error" else DiagnosticStatus.OK
-            values = {"state": self._state, "error": self._error}
-            self._diag_pub.publish(diagnostic_array(self, "segzero", level, self._error or self._state, values))
-            return
-        monitor = self.intake.monitor if self.intake is not None else None
-        state = "busy" if worker.busy else self._state
-        level, warning = level_of([monitor.check() if monitor is not None else None])
-        health = getattr(self.pipeline.reasoner, "health", None) if self.pipeline is not None else None
-        if health is not None and health.warning():
-            level, warning = DiagnosticStatus.WARN, "; ".join(w for w in (warning, health.warning()) if w)
-        values = {
-            "state": state,
-            "reasoner": self._models.get("reasoner", ""),
-            "segmenter": self._models.get("segmenter", ""),
-            **(health.values() if health is not None else {}),
-            **worker_values(worker),
-            **(monitor.values("image") if monitor is not None else {}),
-            "callback_errors": self._callback_errors,
-            "last_callback_error": self._last_callback_error,
-        }
-        message = f"{state}; {warning}" if warning else state
-        self._diag_pub.publish(diagnostic_array(self, "segzero", level, message, values))
+        self._diag_pub.publish(node_status(self))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -64,18 +64,24 @@ class Outputs:
         self._label_names: dict[int, str] | None = None  # what label_info last said
 
     def answer(
-        self, frame: Any, result: Result, reacquired: bool = False, overlay: bool = True
+        self,
+        frame: Any,
+        result: Result,
+        reacquired: bool = False,
+        overlay: bool = True,
+        tracked_names: dict[int, str] | None = None,
     ) -> tuple[SegmentationResult, float | None]:
-        """Publish one goal's answer: ``label_info`` (when its map changes), ``mask``/``labels``/``overlay`` (when it
-        succeeded on a frame), ``reasoning``, ``detections`` (when it ran on a frame), ``result`` and
-        ``segmentation``; the typed result and the image publishing time (ms)."""
+        """Publish one goal's answer: ``label_info`` (when its map changes; with ``tracked_names``, the targets
+        tracked beside it), ``mask``/``labels``/``overlay`` (when it succeeded on a frame), ``reasoning``,
+        ``detections`` (when it ran on a frame), ``result`` and ``segmentation``; the typed result and the image
+        publishing time (ms)."""
         header = frame.header if frame is not None else None
         mask = labels = publish_ms = None
         instances = answer_instances(result) if result.ok else []
         if result.ok and frame is not None:
             t0 = time.perf_counter()
             mask, labels = mask_messages(result.labels(), header, self.labels_encoding)
-            self._label_info(header, label_names(instances))
+            self._label_info(header, {**(tracked_names or {}), **label_names(instances)})
             self._pubs["mask"].publish(mask)
             self._pubs["labels"].publish(labels)
             if overlay and self._pubs["overlay"].get_subscription_count() > 0:
@@ -113,16 +119,18 @@ class Outputs:
         return publish
 
     def tracked(self, header: Any, update: TrackUpdate) -> None:
-        """One tracked frame's ``mask``/``labels``/``detections`` (with that frame's header) and
-        ``tracking_status``; or the status alone when the track ended instead."""
+        """One tracked frame's ``label_info`` (when its map changed), ``mask``/``labels``/``detections`` (with that
+        frame's header) and ``tracking_status``; or the status alone when every track ended instead."""
         status = update.status
         if update.labels is not None:
             mask, labels = mask_messages(update.labels, header, self.labels_encoding)
+            if update.names:
+                self._label_info(header, update.names)
             self._pubs["mask"].publish(mask)
             self._pubs["labels"].publish(labels)
             if "detections" in self._pubs:
                 self._pubs["detections"].publish(detection_2d_array(header, update.instances))
-            status = {"id": status["id"], "stamp": stamp_dict(header), "frame_id": header.frame_id} | status
+            status = {"stamp": stamp_dict(header), "frame_id": header.frame_id} | status
         self.track_status(status)
 
     def _label_info(self, header: Any, names: dict[int, str]) -> None:

@@ -30,7 +30,7 @@ from segzero_ros.replay_schedule import FrameEvent, GoalEvent, ReplaySchedule, S
 from segzero_ros.ros.bags import BagError, BagInput, BagOutput
 from segzero_ros.ros.detections import MISSING, VISION_MSGS
 from segzero_ros.ros.outputs import Outputs
-from segzero_ros.tracking_loop import TrackingLoop
+from segzero_ros.tracking_loop import TrackingLoop, TrackLog
 from segzero_ros.worker import Frame
 
 LOG = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Replay:
         self.shown: list[tuple[float, dict[str, Any]]] = []  # (time, what the overlay video shows from then on)
         self.frames_corrupt = 0
         self.corrupt_reasons: dict[str, int] = {}
-        self.tracking_losses = 0
+        self.track_log = TrackLog()
         self.output: BagOutput | None = None
 
     # --- the node's publishers, writing into the bag ----------------------------------------------
@@ -97,7 +97,15 @@ class Replay:
         """The node's outputs, into the bag (vision_msgs' topics where it is installed, as on the node)."""
         if VISION_MSGS is None:
             print(f"segzero replay: {MISSING}", file=sys.stderr)
-        return Outputs(self, models, labels_encoding=self.node["labels_encoding"])
+        outputs = Outputs(self, models, labels_encoding=self.node["labels_encoding"])
+        publish_status = outputs.track_status
+
+        def track_status(status: dict[str, Any]) -> None:  # every goal's track, for the summary
+            publish_status(status)
+            self.track_log.record(status, self.now)
+
+        outputs.track_status = track_status
+        return outputs
 
     # --- the run -------------------------------------------------------------------------------------
 
@@ -134,7 +142,8 @@ class Replay:
             "goals_without_image": stats.goals_without_image,
             "goals_unanswered": stats.goals_unanswered,
             "interrupted": stats.stopped or opts.stop(),
-            "tracking_losses": self.tracking_losses,
+            "tracking_losses": self.track_log.losses,
+            "tracks": self.track_log.summary(),
             "seconds": round(seconds, 2),
             "frames_per_second": round(processed / seconds, 2) if seconds > 0 else None,
             "job_ms_median": round(statistics.median(stats.jobs_s) * 1e3, 2) if stats.jobs_s else None,
@@ -185,10 +194,7 @@ class Replay:
             return None
         node = self.node
         min_score = build.tracking_min_score(self.models, node["tracking.min_score"])
-        tracker = build.build_tracker(
-            self.models, node["tracking.input_scale"], min_score, node["tracking.lost_frames"]
-        )
-        return TrackingLoop(tracker, node["tracking.every_n"], node["tracking.reacquire"])
+        return build.build_tracking({**node, **self.models}, min_score)
 
     def _goals(self, bag: BagInput) -> list[GoalEvent]:
         """The command line's goals, else the recording's goal topic (parsed as the node parses them)."""
@@ -303,15 +309,14 @@ class _Jobs:
             return duration, []
         self._publish_at(start, duration)
         self.answering.publish_tracked(frame, update)
-        if update.status.get("state") == "lost":
-            self.replay.tracking_losses += 1
-        masks = [] if update.labels is None else [update.labels == k for k in range(1, int(update.labels.max()) + 1)]
+        values = [] if update.labels is None else [v for v in np.unique(update.labels) if v]
+        masks = [update.labels == v for v in values]
         self._show({"masks": masks, "lines": self.replay.shown[-1][1].get("lines", []) if self.replay.shown else []})
-        return duration, [update.reacquire] if update.reacquire is not None else []
+        return duration, update.reacquire
 
     def fail_goal(self, goal: Goal, reason: str, t: float, ran: bool = False) -> None:
-        """A goal answered without the models; ``ran``: the worker had taken it (no image), which, as on the node,
-        ends the running track."""
+        """A goal answered without the models; ``ran``: the worker had taken it (no image); as on the node, a
+        failed goal ends no track."""
         self.replay.now = t
         result = self.answering.failure(goal, reason)
         self.answering.publish(goal, None, result)

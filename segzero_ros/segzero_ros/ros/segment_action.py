@@ -2,8 +2,9 @@
 rules, stage and partial-reasoning feedback, a ``SegmentationResult`` for every accepted goal.
 
 The server lives from the node's activation to its cleanup: while the node is inactive it refuses new goals but
-still sends the results of goals answered on deactivation. A cancel is accepted while the goal waits in the
-queue and refused once the models run on it.
+still sends the results of goals answered on deactivation. A cancel is accepted while the goal is in flight: a
+queued goal is dropped (its result says "cancelled"); once the models run on it, its answer stands and its
+targets are not tracked.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from segzero_ros.worker import Frame
 class SegmentAction:
     """See the module docstring. The node gives it the limits of a goal (``limits()``: most goal characters, largest
     image side), how to queue a goal (False: the node takes no work now), how to cancel one (False: it is not
-    queued, e.g. already running), and the result of a goal it cannot queue."""
+    in flight any more), and the result of a goal it cannot queue."""
 
     def __init__(
         self,
