@@ -127,6 +127,28 @@ def test_a_goals_masks_do_not_depend_on_other_goals_tracked_beside_it(model):
     assert shared.memory_frames == shared.memory_frames_of("a") == alone.memory_frames
 
 
+def test_goals_with_full_memories_share_one_memory_attention_and_keep_their_masks(model, monkeypatch):
+    """Once two goals' memory windows are full their memory attention runs as one batch; the first goal's masks
+    stay those it has alone (IoU 1.0; scores equal to float precision)."""
+    frames = [moving_object(i % 40) for i in range(26)]
+    alone = Tracker(model)
+    alone.add("a", frames[0], [TARGET])
+    expected = [alone.step_all(f)["a"] for f in frames[1:]]
+    shared = Tracker(model)
+    shared.add("a", frames[0], [TARGET])
+    shared.add("b", frames[0], [OTHER])  # the same frame: the two memories have the same shape from the start
+    batches = []
+    attention = model.memory_attention.forward
+    monkeypatch.setattr(
+        model.memory_attention, "forward", lambda **call: batches.append(call["memory"].shape[1]) or attention(**call)
+    )
+    for i, rgb in enumerate(frames[1:], start=1):
+        mine, reference = shared.step_all(rgb)["a"], expected[i - 1]
+        assert all(np.array_equal(m, r) for m, r in zip(mine.masks, reference.masks, strict=True)), i
+        assert mine.scores == pytest.approx(reference.scores, abs=1e-5), i
+    assert batches == [2] * (len(frames) - 1)  # one memory attention per frame, for both goals
+
+
 def test_every_track_shares_one_image_encoding_per_frame(model, monkeypatch):
     tracker = Tracker(model)
     for n, key in enumerate("abcd"):

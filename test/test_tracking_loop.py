@@ -82,7 +82,7 @@ def test_tracks_only_new_frames_every_n_th():
     assert update.labels.sum() == 1
     (entry,) = update.status["goals"]
     assert (entry["id"], entry["goal"], entry["state"], entry["frame"]) == ("g1", "the red cup", "tracking", 1)
-    assert entry["targets"] == [{"id": "g1:1", "score": 0.9, "state": "tracking", "area": 1}]
+    assert entry["targets"] == [{"id": "g1:1", "value": 1, "score": 0.9, "state": "tracking", "area": 1}]
     assert len(loop.tracker.steps) == 1
 
 

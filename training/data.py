@@ -133,9 +133,11 @@ def coco_rows(
     protocol: str = "segzero",
     limit: int | None = None,
     size: int = REASONER_SIZE,
+    resize: bool = True,
 ):
     """Rows from COCO-style instance annotations (``pycocotools``); the goal is the referring sentence when the
-    annotation has one (``sentences``/``caption``, RefCOCO-style), else ``the <category name>``."""
+    annotation has one (``sentences``/``caption``, RefCOCO-style; ``goal`` as ``segzero export`` writes it), else
+    ``the <category name>``."""
     from pycocotools.coco import COCO
 
     coco = COCO(str(annotation_file))
@@ -149,10 +151,40 @@ def coco_rows(
             rgb = np.asarray(Image.open(Path(image_dir) / info["file_name"]).convert("RGB"))
             sentences = ann.get("sentences") or ([ann["caption"]] if ann.get("caption") else [])
             goal = sentences[0]["sent"] if sentences and isinstance(sentences[0], dict) else None
-            goal = goal or (sentences[0] if sentences else f"the {names[ann['category_id']]}")
+            goal = goal or (sentences[0] if sentences else ann.get("goal") or f"the {names[ann['category_id']]}")
             yield rgb, goal, coco.annToMask(ann).astype(bool)
 
-    return rows_from_masks(samples(), protocol, size, id_prefix="coco")
+    return rows_from_masks(samples(), protocol, size, id_prefix="coco", resize=resize)
+
+
+def _png(image: Image.Image | np.ndarray) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def write_rows(rows: list[dict[str, Any]], out: str | Path, size: int = REASONER_SIZE) -> Path:
+    """Rows of ``rows_from_masks(..., resize=False)`` on disk, for ``--dataset_name`` and ``segzero eval``:
+    ``train.parquet`` in the reference layout (the image at ``size``², its solution in that frame) and
+    ``val.parquet`` as ReasonSeg's (the image at its own size, ``text``, ``mask``); the folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, val = [], []
+    for row in rows:
+        image = row["image"]
+        sizes = {"img_height": row["img_height"], "img_width": row["img_width"]}
+        square = image.resize((size, size), Image.BILINEAR)
+        train.append({"id": row["id"], "problem": row["problem"], "solution": row["solution"], "image": _png(square)})
+        train[-1].update(sizes)
+        mask = np.asarray(row["mask"], bool)
+        val.append({"image_id": row["id"], "ann_id": 0, "text": row["problem"], "image": _png(image), **sizes})
+        val[-1]["mask"] = mask.tolist()
+    pq.write_table(pa.Table.from_pylist(train), out / "train.parquet")
+    pq.write_table(pa.Table.from_pylist(val), out / "val.parquet")
+    return out
 
 
 # --- synthetic set --------------------------------------------------------------------------------------

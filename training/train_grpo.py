@@ -172,10 +172,10 @@ def train(argv: Sequence[str] | None = None, reward_funcs: list[Callable[..., li
     if isinstance(resume, str) and resume.lower() in ("true", "latest"):
         resume = True
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(config.output_dir)
+    trainer.save_model(config.output_dir)  # written by the main process only (the Trainer's should_save)
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(config.output_dir)
-    LOG.info("saved the trained model to %s", Path(config.output_dir).resolve())
+        LOG.info("saved the trained model to %s", Path(config.output_dir).resolve())
     return trainer
 
 

@@ -13,6 +13,7 @@ then costs a fraction of a re-segmentation, which at SAM2's own side it does not
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,11 +202,11 @@ class Tracker:
             if (width, height) != track.size:
                 raise ValueError(f"frame size changed from {track.size[0]}x{track.size[1]} to {width}x{height}")
         features = self._features(rgb)
-        conditioned = []
-        for track in self.tracks.values():
-            track.frame_index += 1
-            feats, pos, sizes = self._expand(features, len(track.low_counts))
-            conditioned.append(
+        inputs = []
+        with _capturing_memory_attention(self.model, inputs):  # each track's memory, gathered as SAM2 gathers it
+            for track in self.tracks.values():
+                track.frame_index += 1
+                feats, pos, sizes = self._expand(features, len(track.low_counts))
                 self.model._prepare_memory_conditioned_features(
                     frame_idx=track.frame_index,
                     is_init_cond_frame=False,
@@ -215,7 +216,7 @@ class Tracker:
                     output_dict=track.output_dict,
                     num_frames=track.frame_index + 1,
                 )
-            )
+        conditioned = self._memory_attention(inputs, features[2][-1])
         outs = self._heads_and_memory(features, torch.cat(conditioned, dim=0))
         steps, first = {}, 0
         for key, track in self.tracks.items():
@@ -224,6 +225,32 @@ class Tracker:
             steps[key] = self._record(track, out, width, height)
             first = last
         return steps
+
+    def _memory_attention(self, inputs: list[dict[str, Any]], size: tuple[int, int]) -> list[torch.Tensor]:
+        """SAM2's memory attention for each track's gathered inputs, in one batch for the tracks whose memories
+        have the same shape (most once their windows are full); each track's memory-conditioned features."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, call in enumerate(inputs):
+            shape = (call["curr"][0].shape[0], call["memory"].shape[0], call["num_obj_ptr_tokens"])
+            groups.setdefault(shape, []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(inputs)
+        height, width = size
+        for members in groups.values():
+            calls = [inputs[i] for i in members]
+            fused = self.model.memory_attention(
+                curr=[torch.cat([c["curr"][0] for c in calls], dim=1)],
+                curr_pos=[torch.cat([c["curr_pos"][0] for c in calls], dim=1)],
+                memory=torch.cat([c["memory"] for c in calls], dim=1),
+                memory_pos=torch.cat([c["memory_pos"] for c in calls], dim=1),
+                num_obj_ptr_tokens=calls[0]["num_obj_ptr_tokens"],
+            )
+            first = 0
+            for i, call in zip(members, calls, strict=True):
+                batch = call["memory"].shape[1]
+                rows = fused[:, first : first + batch]  # (HW)BC => BCHW, as SAM2 reshapes it
+                out[i] = rows.permute(1, 2, 0).reshape(batch, -1, height, width)
+                first += batch
+        return out
 
     def _heads_and_memory(self, features, conditioned: torch.Tensor) -> dict[str, Any]:
         """SAM2's mask heads and memory encoder on memory-conditioned features (what ``track_step`` runs after
@@ -286,6 +313,22 @@ class Tracker:
     def memory_frames(self) -> int:
         """Frames held in memory, every track together."""
         return sum(self.memory_frames_of(key) for key in self.tracks)
+
+
+@contextlib.contextmanager
+def _capturing_memory_attention(model: Any, inputs: list[dict[str, Any]]):
+    """While inside, ``model.memory_attention`` records its inputs in ``inputs`` instead of running (its output
+    stands in as an empty tensor of the right shape, for ``Tracker._memory_attention`` to fill)."""
+
+    def capture(**call: Any) -> torch.Tensor:
+        inputs.append(call)
+        return torch.empty_like(call["curr"][0])
+
+    model.__dict__["memory_attention"] = capture  # shadows the submodule for this instance only
+    try:
+        yield
+    finally:
+        del model.__dict__["memory_attention"]
 
 
 def _rows(value: Any, first: int, last: int) -> Any:

@@ -168,9 +168,10 @@ class TrackingLoop:
                     "frame": step.frame_index,
                     "state": "lost" if step.lost else "tracking",
                     "targets": [
-                        {"id": instance_id(goal_id, k), "score": round(score, 4), "state": state, "area": int(m.sum())}
-                        for k, (score, state, m) in enumerate(
-                            zip(step.scores, step.states, step.masks, strict=True), start=1
+                        {"id": instance_id(goal_id, k), "value": value, "score": round(score, 4), "state": state}
+                        | {"area": int(m.sum())}
+                        for k, (value, score, state, m) in enumerate(
+                            zip(track.values, step.scores, step.states, step.masks, strict=True), start=1
                         )
                     ],
                 }

@@ -1,6 +1,6 @@
-"""The ``segzero`` command: one module per subcommand (``infer``, ``demo``, ``segment``, ``export``, ``ask``,
-``camera``, ``replay``, ``serve``, ``evaluate``, ``bench``); their model options come from the node's parameter table
-(``options``)."""
+"""The ``segzero`` command: one module per subcommand (``infer``, ``demo``, ``segment``, ``export`` (ONNX,
+engines), ``ask``, ``camera``, ``replay``, ``dataset`` (export, import), ``serve``, ``evaluate``, ``bench``); their
+model options come from the node's parameter table (``options``)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from segzero_ros.cli import ask, bench, camera, demo, evaluate, export, infer, replay, segment, serve
+    from segzero_ros.cli import ask, bench, camera, dataset, demo, evaluate, export, infer, replay, segment, serve
 
     parser = _Parser(prog="segzero", description="Reasoning segmentation (Seg-Zero) tools.")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, infer, segment, export, ask, camera, replay, serve, evaluate, bench):
+    for module in (demo, infer, segment, export, ask, camera, replay, dataset, serve, evaluate, bench):
         module.add_parser(sub)
     return parser
 
@@ -32,11 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []  # `segzero serve ... -- VLLM ARGS`
+    # `segzero serve ... -- VLLM ARGS`, `segzero export BAG ... -- REPLAY ARGS`
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     args, rest = parser.parse_known_args(argv)
-    if passthrough and args.command != "serve":
-        parser.exit(2, f"{parser.prog} {args.command}: error: arguments after -- are for `segzero serve` only\n")
+    if passthrough and args.command not in ("serve", "export"):
+        parser.exit(
+            2, f"{parser.prog} {args.command}: error: arguments after -- are for `segzero serve` and `export` only\n"
+        )
     args.passthrough = passthrough
     if args.command == "eval":
         return evaluate.training_module("evaluate").main(
