@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # training/ and bench/ import from the repository root; the segzero_ros module lives in segzero_ros/.
 export PYTHONPATH := $(CURDIR):$(CURDIR)/segzero_ros
 
-.PHONY: venv vllm demo test lint clean
+.PHONY: venv vllm datumaro demo test lint clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -16,10 +16,14 @@ venv:
 vllm:
 	@bash scripts/setup_vllm.sh
 
+# datumaro (CVAT's import engine) in its own venv (.venv-datumaro): the tests read the COCO export with it.
+datumaro:
+	@bash scripts/setup_datumaro.sh
+
 demo: venv
 	$(PY) -m segzero_ros.cli demo --out demo_out
 
-test: venv vllm lint
+test: venv vllm datumaro lint
 	$(PY) -m pytest
 
 lint: venv
@@ -27,4 +31,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .venv-vllm .venv-vllm.log demo_out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-vllm .venv-vllm.log .venv-datumaro .venv-datumaro.log demo_out .pytest_cache .ruff_cache .hypothesis

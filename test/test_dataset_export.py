@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from recordings import json_goal, write_recording
 
+from segzero_ros.labelled_data import COCO_FILE, IMAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 SEGZERO = str(Path(sys.executable).with_name("segzero"))
 KEEP_TRACKING = ["--tiny", "--tracking.min_score", "0.0"]  # the random tiny SAM2 scores ~0.5: keep tracking
@@ -61,14 +63,16 @@ def test_coco_masks_are_the_replays_labels_pixel_for_pixel(exported):
     root, report = exported
     coco_dir = root / "coco"
     labels = replay_labels(coco_dir / "replay")
-    coco = COCO(str(coco_dir / "annotations.json"))
+    coco = COCO(str(coco_dir / COCO_FILE))
     images = coco.loadImgs(coco.getImgIds())
     assert len(images) == report["frames"] >= 2 and len(coco.getAnnIds()) == report["targets"]
     sources = set()
     for info in images:
         stamp = (info["ros_stamp"]["sec"], info["ros_stamp"]["nanosec"])
         frame_labels = labels[stamp]
-        assert (info["height"], info["width"]) == frame_labels.shape and (coco_dir / info["file_name"]).is_file()
+        assert (info["height"], info["width"]) == frame_labels.shape and (
+            coco_dir / IMAGES / info["file_name"]
+        ).is_file()
         anns = coco.loadAnns(coco.getAnnIds(imgIds=info["id"]))
         union = np.zeros(frame_labels.shape, bool)
         for ann in anns:
@@ -192,7 +196,7 @@ def test_tracked_frames_of_several_goals_export_with_stable_tracks(tmp_path):
     synthetic_replay(tmp_path / "replayed")
     labels = replay_labels(tmp_path / "replayed")
     report = run("export", str(tmp_path / "replayed"), "--format", "coco", "--out", str(tmp_path / "coco"))
-    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "coco" / COCO_FILE))
     # frame 1: A answered; 2-3: A tracked; 4: B answered (its two targets); 5-7: A and B tracked
     assert report["frames"] == 7 and report["targets"] == 1 + 2 + 2 + 3 * 3
     by_track: dict[str, set] = {}
@@ -213,6 +217,41 @@ def test_tracked_frames_of_several_goals_export_with_stable_tracks(tmp_path):
     assert labels_named == {"A:1": "red cup", "B:1": "blue box", "B:2": "green ball"}  # the model's names, tracked
     sources = [a["source"] for a in coco.loadAnns(coco.getAnnIds())]
     assert sources.count("answer") == 3 and sources.count("tracked") == report["targets"] - 3
+
+
+DATUMARO = ROOT / ".venv-datumaro" / "bin" / "python"
+DATUMARO_READ = """
+import json, sys
+from datumaro.components.annotation import AnnotationType
+from datumaro.components.dataset import Dataset
+dataset = Dataset.import_from(sys.argv[1], "coco_instances")
+names = [c.name for c in dataset.categories()[AnnotationType.label]]
+items = []
+for item in dataset:
+    masks = [a for a in item.annotations if a.type == AnnotationType.mask]
+    items.append({"id": item.id, "image": bool(item.media.has_data),
+                  "masks": sorted((names[a.label], a.attributes["track_id"], int(a.image.sum())) for a in masks)})
+print(json.dumps(items))
+"""
+
+
+def test_the_coco_export_loads_in_datumaro_cvats_import_engine(exported):
+    """datumaro (its own venv: `make datumaro`, which `make test` runs) reads the export as COCO: every image found,
+    every mask with its goal as label, its track number and its pixels."""
+    from pycocotools.coco import COCO
+
+    assert DATUMARO.is_file(), f"{DATUMARO} is missing: `make datumaro` (make test does it)"
+    root, _ = exported
+    done = subprocess.run([str(DATUMARO), "-c", DATUMARO_READ, str(root / "coco")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    items = {item["id"]: item for item in json.loads(done.stdout)}
+    coco = COCO(str(root / "coco" / COCO_FILE))
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    assert len(items) == len(coco.getImgIds()) and all(item["image"] for item in items.values())
+    for info in coco.loadImgs(coco.getImgIds()):
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=info["id"]))
+        expected = sorted((names[a["category_id"]], a["attributes"]["track_id"], a["area"]) for a in anns)
+        assert items[info["file_name"].rsplit(".", 1)[0]]["masks"] == [list(m) for m in expected]
 
 
 def coco_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -252,14 +291,14 @@ def test_grpo_rows_and_a_corrected_coco_file_become_training_rows(exported, tmp_
 
     coco_dir = root / "coco"
     imported = run(
-        "import", str(coco_dir / "annotations.json"), "--images", str(coco_dir), "--out", str(tmp_path / "a")
+        "import", str(coco_dir / COCO_FILE), "--images", str(coco_dir / IMAGES), "--out", str(tmp_path / "a")
     )
     before = load_reference_rows(imported["written"])
     assert [r["solution"] for r in before] == [r["solution"] for r in rows]
 
     from pycocotools import mask as mask_utils
 
-    data = json.loads((coco_dir / "annotations.json").read_text())
+    data = json.loads((coco_dir / COCO_FILE).read_text())
     ann = data["annotations"][0]
     mask = mask_utils.decode({**ann["segmentation"], "counts": ann["segmentation"]["counts"].encode()}).astype(bool)
     cols = np.flatnonzero(mask.any(axis=0))
@@ -269,7 +308,7 @@ def test_grpo_rows_and_a_corrected_coco_file_become_training_rows(exported, tmp_
     corrected = tmp_path / "corrected.json"
     corrected.write_text(json.dumps(data))
     after = load_reference_rows(
-        run("import", str(corrected), "--images", str(coco_dir), "--out", str(tmp_path / "b"))["written"]
+        run("import", str(corrected), "--images", str(coco_dir / IMAGES), "--out", str(tmp_path / "b"))["written"]
     )
     assert [r["solution"] for r in after[1:]] == [r["solution"] for r in before[1:]]
     box_before, box_after = solution_box(before[0]["solution"]), solution_box(after[0]["solution"])
@@ -292,7 +331,7 @@ def test_the_loop_trains_and_evaluates_on_the_exported_data(exported, tmp_path, 
     root, _ = exported
     coco_dir = root / "coco"
     command = [sys.executable, "-m", "training.train_grpo", "--config", str(ROOT / "training/configs/tiny.yaml")]
-    command += ["--dataset_name", f"coco:{coco_dir / 'annotations.json'}:{coco_dir}", "--max_steps", "2"]
+    command += ["--dataset_name", f"coco:{coco_dir / COCO_FILE}:{coco_dir / IMAGES}", "--max_steps", "2"]
     command += ["--output_dir", str(tmp_path / "run"), "--save_steps", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -307,6 +346,7 @@ def test_the_loop_trains_and_evaluates_on_the_exported_data(exported, tmp_path, 
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("saved the trained model") == 1 and "Traceback" not in done.stderr
+    assert "process 1 of 2: GRPO on" in done.stderr and "process 2 of 2: GRPO on" in done.stderr
     two = json.loads((tmp_path / "run2" / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     assert [h["step"] for h in two if "loss" in h] == [1, 2]
     assert two[0]["num_tokens"] == 2 * one[0]["num_tokens"]
@@ -314,7 +354,7 @@ def test_the_loop_trains_and_evaluates_on_the_exported_data(exported, tmp_path, 
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "run2")  # the written model loads
-    rows = run("import", str(coco_dir / "annotations.json"), "--images", str(coco_dir), "--out", str(tmp_path / "d"))
+    rows = run("import", str(coco_dir / COCO_FILE), "--images", str(coco_dir / IMAGES), "--out", str(tmp_path / "d"))
     scores = run("eval", "--data", rows["written"], "--split", "val", "--tiny", "--json")
     assert scores["n"] == rows["rows"] and 0.0 <= scores["giou"] <= 1.0
 

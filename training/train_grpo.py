@@ -152,8 +152,14 @@ def build_trainer(args: SegZeroArguments, config, reward_funcs: list[Callable[..
     rows = load_rows(args)
     if not rows:
         raise SystemExit(f"{args.dataset_name}: no training rows")
+    rank = f"process {config.process_index + 1} of {config.world_size}: " if config.world_size > 1 else ""
     LOG.info(
-        "GRPO on %d rows of %s, model %s, rewards %s", len(rows), args.dataset_name, path, [f.__name__ for f in funcs]
+        "%sGRPO on %d rows of %s, model %s, rewards %s",
+        rank,
+        len(rows),
+        args.dataset_name,
+        path,
+        [f.__name__ for f in funcs],
     )
     return GRPOTrainer(
         model=path,

@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-IMAGES = "images"  # the folder of the exported frames, beside the annotation file
+# COCO's own layout (what CVAT exports and imports, and datumaro reads): images/<subset>/ and
+# annotations/instances_<subset>.json
+SUBSET = "default"
+IMAGES = f"images/{SUBSET}"  # the exported frames, under the export folder
+COCO_FILE = f"annotations/instances_{SUBSET}.json"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class LabelledFrame:
 
     @property
     def file_name(self) -> str:
-        return f"{IMAGES}/{self.stamp[0]}_{self.stamp[1]:09d}.png"
+        """The image's name in ``IMAGES`` (COCO's ``file_name``)."""
+        return f"{self.stamp[0]}_{self.stamp[1]:09d}.png"
 
     def mask(self, target: LabelledTarget) -> np.ndarray:
         return self.labels == target.value
@@ -53,7 +58,7 @@ def write_images(frames: Sequence[LabelledFrame], out: Path) -> None:
     """Each frame's image as a lossless PNG under ``out/images``."""
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
     for frame in frames:
-        Image.fromarray(frame.rgb).save(out / frame.file_name)
+        Image.fromarray(frame.rgb).save(out / IMAGES / frame.file_name)
 
 
 def write_previews(frames: Sequence[LabelledFrame], out: Path) -> None:
@@ -68,7 +73,7 @@ def write_previews(frames: Sequence[LabelledFrame], out: Path) -> None:
         masks = [frame.mask(t) for t in frame.targets]
         boxes = [Target(bbox=tuple(int(v) for v in mask_box(m)), points=[]) for m in masks]
         image = draw_overlay(frame.rgb, boxes, masks)
-        Image.fromarray(image).save(out / "preview" / Path(frame.file_name).name)
+        Image.fromarray(image).save(out / "preview" / frame.file_name)
 
 
 def coco_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -163,7 +168,8 @@ def labelstudio_tasks(frames: Sequence[LabelledFrame], image_root: str = "") -> 
                     "score": round(float(target.score), 4),
                 }
             )
-        path = f"{image_root.rstrip('/')}/{frame.file_name}" if image_root else frame.file_name
+        path = f"{IMAGES}/{frame.file_name}"
+        path = f"{image_root.rstrip('/')}/{path}" if image_root else path
         tasks.append(
             {
                 "data": {"image": path, "ros_stamp": {"sec": frame.stamp[0], "nanosec": frame.stamp[1]}},
@@ -190,9 +196,10 @@ def labelstudio_config(goals: Iterable[str]) -> str:
 
 
 def write_coco(frames: Sequence[LabelledFrame], out: Path) -> Path:
-    """Images and ``annotations.json`` under ``out``; the annotation file."""
+    """Images and annotations in COCO's layout under ``out`` (``IMAGES``, ``COCO_FILE``); the annotation file."""
     write_images(frames, out)
-    path = out / "annotations.json"
+    path = out / COCO_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(coco_dataset(frames), indent=1) + "\n")
     return path
 

@@ -216,6 +216,8 @@ class Tracker:
                     output_dict=track.output_dict,
                     num_frames=track.frame_index + 1,
                 )
+        if len(inputs) != len(self.tracks):  # a SAM2 that conditions without memory attention (num_maskmem 0)
+            raise RuntimeError("this SAM2 runs no memory attention on tracked frames: it cannot track")
         conditioned = self._memory_attention(inputs, features[2][-1])
         outs = self._heads_and_memory(features, torch.cat(conditioned, dim=0))
         steps, first = {}, 0
