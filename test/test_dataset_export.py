@@ -372,3 +372,14 @@ def test_bad_sources_get_one_line_and_exit_2(tmp_path):
         assert done.returncode == 2, (args, done.stderr[-2000:])
         assert "Traceback" not in done.stderr and done.stdout == "", (args, done.stderr)
         assert str(tmp_path) in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_a_wrong_replay_option_after_the_separator_is_named(tmp_path):
+    write_recording(tmp_path / "session", "mcap", frames=2)
+    args = ["export", str(tmp_path / "session"), "--format", "coco", "--out", str(tmp_path / "x"), "--", "--bogus"]
+    done = subprocess.run([SEGZERO, *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "segzero export: error in the replay options after --: unrecognized arguments: --bogus",
+        "(segzero replay --help)",
+    ]

@@ -12,14 +12,23 @@ from pathlib import Path
 FORMATS = ("coco", "labelstudio", "grpo")
 
 
+class _ReplayOptions(argparse.ArgumentParser):
+    """The replay options after ``--``: a usage error in two lines."""
+
+    def error(self, message: str):
+        self.exit(2, f"segzero export: error in the replay options after --: {message}\n(segzero replay --help)\n")
+
+
 def _replay_first(args: argparse.Namespace, out: Path) -> Path | None:
     """``args.source`` replayed into ``out/replay`` with the options after ``--`` (and ``--with-input``); the
     replay output, None when it failed (it said why)."""
-    from segzero_ros.cli import build_parser
+    import segzero_ros.cli.replay as replay_command
 
+    parser = _ReplayOptions(prog="segzero export")
+    replay_command.add_parser(parser.add_subparsers(dest="command", required=True))
     replay_out = out / "replay"
     argv = ["replay", str(args.source), "--out", str(replay_out), "--with-input", "--overwrite", *args.passthrough]
-    replay_args = build_parser().parse_args(argv)
+    replay_args = parser.parse_args(argv)
     replay_args.stop, replay_args.quiet = args.stop, args.quiet
     code = replay_args.func(replay_args)
     return replay_out if code == 0 else None
