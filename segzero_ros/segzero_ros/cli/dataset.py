@@ -19,9 +19,9 @@ class _ReplayOptions(argparse.ArgumentParser):
         self.exit(2, f"segzero export: error in the replay options after --: {message}\n(segzero replay --help)\n")
 
 
-def _replay_first(args: argparse.Namespace, out: Path) -> Path | None:
+def _replay_first(args: argparse.Namespace, out: Path) -> tuple[Path, int]:
     """``args.source`` replayed into ``out/replay`` with the options after ``--`` (and ``--with-input``); the
-    replay output, None when it failed (it said why)."""
+    replay output and the replay's exit code (not 0: it said why, or it was interrupted)."""
     import segzero_ros.cli.replay as replay_command
 
     parser = _ReplayOptions(prog="segzero export")
@@ -30,8 +30,7 @@ def _replay_first(args: argparse.Namespace, out: Path) -> Path | None:
     argv = ["replay", str(args.source), "--out", str(replay_out), "--with-input", "--overwrite", *args.passthrough]
     replay_args = parser.parse_args(argv)
     replay_args.stop, replay_args.quiet = args.stop, args.quiet
-    code = replay_args.func(replay_args)
-    return replay_out if code == 0 else None
+    return replay_out, int(replay_args.func(replay_args) or 0)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -49,10 +48,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     if not is_replay_output(source):
-        replayed = _replay_first(args, out)
-        if replayed is None:
-            return 2
-        source = replayed
+        source, code = _replay_first(args, out)
+        if code:
+            return code
     elif args.passthrough:
         print(
             f"segzero export: {source} is a replay output already: the options after -- are for a recording",
