@@ -226,3 +226,11 @@ def test_the_track_log_lists_each_goals_track():
         {"id": "b", "goal": "the spoon", "first_s": 3.0, "frames": 1, "ended": "cancelled", "last_s": 4.0},
     ]
     assert log.losses == 1
+
+
+def test_a_goal_on_frames_of_another_size_ends_every_other_track_and_says_why():
+    loop = TrackingLoop(FakeTracker(), max_goals=4)
+    loop.start(Goal("the mug", id="a"), frame(), 0.0, [TARGET])
+    ended = loop.start(Goal("the spoon", id="b"), np.zeros((8, 16, 3), np.uint8), 1.0, [TARGET])
+    assert ended == [{"id": "a", "goal": "the mug", "state": "ended", "reason": "the camera's frame size changed"}]
+    assert loop.goal_ids == ["b"]

@@ -26,6 +26,7 @@ from segzero_ros.protocol import Target
 
 REPLACED = "replaced by a new goal"  # the one tracked goal, when the next is answered (max_goals 1)
 SAME_ID = "replaced by a new goal with the same id"
+RESIZED = "the camera's frame size changed"
 
 
 def over_max_goals(max_goals: int) -> str:
@@ -122,7 +123,9 @@ class TrackingLoop:
     def make_room(self, goal_id: str, shape: tuple[int, int]) -> list[dict[str, Any]]:
         """End the tracks that ``goal_id`` starting on a frame of ``shape`` replaces (``start`` does it first);
         their ``ended`` entries."""
-        ended = [self._end(k, over_max_goals(self.max_goals)) for k in self._leaving(goal_id, shape)]
+        resized = self._shape is not None and shape != self._shape
+        reason = RESIZED if resized else over_max_goals(self.max_goals)
+        ended = [self._end(k, reason) for k in self._leaving(goal_id, shape)]
         if goal_id in self.tracks:
             ended.append(self._end(goal_id, SAME_ID))
         return ended
